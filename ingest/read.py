@@ -1,0 +1,71 @@
+"""Reading a page from disk: size and type checks, encoding detection (UTF-8, BOMs, CP949/EUC-KR)."""
+
+from __future__ import annotations
+
+import codecs
+from pathlib import Path
+
+from rag.errors import DocumentError
+
+SUPPORTED_SUFFIXES = (".txt", ".text", ".html", ".htm", "")
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+def read_bytes(path: Path, max_bytes: int) -> bytes:
+    """The file's bytes, or a ``DocumentError`` that says what is wrong with it."""
+    try:
+        if not path.exists():
+            raise DocumentError(f"{path}: no such file")
+        if not path.is_file():
+            raise DocumentError(f"{path}: not a regular file")
+        size = path.stat().st_size
+        if size == 0:
+            raise DocumentError(f"{path}: file is empty")
+        if size > max_bytes:
+            raise DocumentError(
+                f"{path}: file is {size / 1e6:.1f} MB, over the limit of {max_bytes / 1e6:.1f} MB "
+                "(RAG_MAX_FILE_BYTES)")
+        return path.read_bytes()
+    except PermissionError:
+        raise DocumentError(f"{path}: permission denied") from None
+    except OSError as e:
+        raise DocumentError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def decode(data: bytes, name: str = "input") -> str:
+    """Text of a page: a BOM wins, then strict UTF-8, then CP949 (a superset of EUC-KR)."""
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return _normalize_newlines(data.decode(encoding))
+            except UnicodeDecodeError:
+                raise DocumentError(f"{name}: has a {encoding} byte-order mark but does not decode as it") from None
+    if b"\x00" in data[:8192]:
+        raise DocumentError(f"{name}: looks like a binary file (NUL bytes), not a text or HTML page")
+    for encoding in ("utf-8", "cp949"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if _control_ratio(text) > 0.05:
+            raise DocumentError(f"{name}: looks like a binary file (control characters), not a text or HTML page")
+        return _normalize_newlines(text)
+    raise DocumentError(f"{name}: not valid UTF-8 or CP949/EUC-KR text; re-save the page as UTF-8")
+
+
+def is_html(name: str, text: str) -> bool:
+    head = text.lstrip()[:512].lower()
+    return name.lower().endswith((".html", ".htm")) or head.startswith(("<!doctype html", "<html"))
+
+
+def _normalize_newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _control_ratio(text: str) -> float:
+    sample = text[:20000]
+    if not sample:
+        return 0.0
+    bad = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\n\r\t\f\v")
+    return bad / len(sample)

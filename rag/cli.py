@@ -1,0 +1,173 @@
+"""The ``rag`` command: ingest, clean, ask, eval, ui. Errors become one line and a non-zero exit."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from .errors import RagError
+from .settings import Settings
+
+SAMPLE_QUESTION = "샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?"
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--store", metavar="DIR", help="store folder (default: $RAG_STORE, else the user data dir)")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Korean news Q&A with checked citations, offline.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("ingest", help="clean, chunk, embed and store article pages (.txt/.html files or folders)")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.add_argument("--prune", action="store_true", help="remove stored articles whose files are gone")
+    p.add_argument("--rebuild", action="store_true", help="delete the store's contents first (e.g. after changing embedder)")
+    _common(p)
+
+    p = sub.add_parser("clean", help="show what cleaning keeps and drops in a page, and why")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--no-coherence", action="store_true", help="skip the embedding-based topical check")
+    _common(p)
+
+    p = sub.add_parser("ask", help="answer a question from the stored articles, with citations")
+    p.add_argument("question")
+    p.add_argument("--k", type=int, help="passages to retrieve (default $RAG_K or 5)")
+    p.add_argument("--publisher", action="append", help="only this publisher (repeatable)")
+    p.add_argument("--since", help="only articles dated on or after YYYY-MM-DD")
+    p.add_argument("--until", help="only articles dated on or before YYYY-MM-DD")
+    p.add_argument("--mode", choices=["auto", "extractive", "llm"], help="answer mode (default $RAG_ANSWER_MODE or auto)")
+    _common(p)
+
+    p = sub.add_parser("articles", help="list the stored articles")
+    _common(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env().with_(store_dir=getattr(args, "store", None))
+        handler = globals()[f"_cmd_{args.command}"]
+        return handler(args, settings)
+    except RagError as e:
+        print(f"rag {args.command}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"rag {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _cmd_ingest(args, settings: Settings) -> int:
+    from ingest.pipeline import ingest_paths
+
+    if args.rebuild:
+        from .embed import get_embedder
+        from .store import forget_store, get_store
+
+        get_store(settings, get_embedder(settings)).reset()
+        forget_store(settings)
+    bar = None
+    if not args.json and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=0, unit="file", file=sys.stderr)
+
+    def progress(path: str, n: int, total: int) -> None:
+        if bar is not None:
+            bar.total = total
+            bar.set_postfix_str(os.path.basename(path)[:30])
+            bar.update(1)
+
+    report = ingest_paths(args.paths, settings, prune=args.prune, progress=progress)
+    if bar is not None:
+        bar.close()
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        for f in report.files:
+            if f.status == "failed":
+                print(f"FAILED  {f.message}", file=sys.stderr)
+            else:
+                print(f"{f.status:9s} {f.article_id}  ({f.chunks} chunks)")
+        d = report.to_dict()
+        print(f"documents: {d['new']} new, {d['changed']} changed, {d['unchanged']} unchanged, "
+              f"{d['failed']} failed, {d['pruned']} pruned; chunks written: {d['chunks_written']}; "
+              f"{d['seconds']:.1f} s ({d['embed_seconds']:.1f} s embedding) -> {settings.chroma_url or settings.store_dir}")
+    return 1 if report.failed else 0
+
+
+def _cmd_clean(args, settings: Settings) -> int:
+    from pathlib import Path
+
+    from ingest.pipeline import clean_file
+
+    embedder = None
+    if not args.no_coherence:
+        from .embed import get_embedder
+
+        embedder = get_embedder(settings)
+    result = clean_file(Path(args.file), settings, embedder)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    a = result.article
+    print(f"title:     {a.title}\npublisher: {a.publisher or '-'}\nreporter:  {a.reporter or '-'}\ndate:      {a.date or '-'}")
+    kept = sum(b.kept for b in result.blocks)
+    print(f"blocks:    {kept} kept, {len(result.blocks) - kept} dropped\n")
+    for b in result.blocks:
+        mark = "KEEP" if b.kept else "DROP"
+        text = b.text if len(b.text) <= 90 else b.text[:87] + "..."
+        print(f"{mark} {b.index:4d}  [{b.reason}]  {text}")
+    return 0
+
+
+def _cmd_articles(args, settings: Settings) -> int:
+    from .embed import get_embedder
+    from .store import get_store
+
+    arts = get_store(settings, get_embedder(settings)).articles()
+    if args.json:
+        print(json.dumps(arts, ensure_ascii=False, indent=2))
+    else:
+        for aid, a in sorted(arts.items()):
+            print(f"{aid}  {a['date'] or '----------'}  {a['publisher'] or '-':12s}  {a['chunks']:3d} chunks  {a['title']}")
+        print(f"{len(arts)} articles")
+    return 0
+
+
+def _cmd_ask(args, settings: Settings) -> int:
+    from .ask import ask
+
+    settings = settings.with_(k=args.k, answer_mode=args.mode)
+    filters = {"publisher": args.publisher, "since": args.since, "until": args.until}
+    answer = ask(args.question, filters={k: v for k, v in filters.items() if v}, settings=settings)
+    if args.json:
+        print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(answer.text)
+    if answer.notice:
+        print(f"\n({answer.notice})")
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            meta = ", ".join(x for x in (c.publisher, c.date) if x)
+            print(f"  [{c.n}] {c.title} ({meta}) — {c.article_id}\n      “{c.quote}”")
+    elif answer.abstained and answer.retrieved:
+        print("\nClosest passages:")
+        for h in answer.retrieved[:3]:
+            print(f"  - {h.chunk.title} ({h.chunk.article_id}): {h.chunk.text[:100]}…")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""The library's own exceptions: one small hierarchy, each message naming the bad value."""
+
+
+class RagError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class ConfigError(RagError):
+    """A setting is missing or has a value outside what is accepted."""
+
+
+class DocumentError(RagError):
+    """An input file cannot be turned into an article (empty, binary, unreadable, too big...)."""
+
+
+class StoreError(RagError):
+    """The store cannot be opened or written as asked."""
+
+
+class EmbedderMismatchError(StoreError):
+    """The store was built with another embedder than the one configured."""
+
+
+class QuestionError(RagError):
+    """A question that cannot be asked (empty, too long, no text)."""
+
+
+class LLMError(RagError):
+    """The configured LLM server failed, timed out or answered garbage."""

@@ -1,0 +1,100 @@
+"""BM25 over Kiwi content morphemes (bm25s), with publisher/date masks for filtered search."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from .store import _date_int
+
+
+class KeywordIndex:
+    """A bm25s index over chunk morphemes, saved beside the store and tagged with its generation."""
+
+    def __init__(self, generation: str, ids: list[str], publishers: list[str], dates: list[int], bm25) -> None:
+        self.generation = generation
+        self.ids = ids
+        self.publishers = np.asarray(publishers, dtype=object)
+        self.dates = np.asarray(dates, dtype=np.int64)
+        self.bm25 = bm25
+        self.vocab = set(bm25.vocab_dict) if bm25 is not None else set()
+
+    @classmethod
+    def build(cls, records: Iterable[tuple[str, list[str], str, int]], generation: str) -> "KeywordIndex":
+        import bm25s
+
+        ids, tokens, pubs, dates = [], [], [], []
+        for chunk_id, toks, pub, date in records:
+            ids.append(chunk_id)
+            tokens.append(toks or [""])
+            pubs.append(pub)
+            dates.append(date)
+        bm25 = None
+        if ids:
+            bm25 = bm25s.BM25()
+            bm25.index(tokens, show_progress=False)
+        return cls(generation, ids, pubs, dates, bm25)
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / "meta.json.tmp"
+        if self.bm25 is not None:
+            self.bm25.save(str(folder / "bm25"), show_progress=False)
+        tmp.write_text(json.dumps({"generation": self.generation, "ids": self.ids,
+                                   "publishers": list(self.publishers), "dates": self.dates.tolist()}),
+                       encoding="utf-8")
+        tmp.replace(folder / "meta.json")  # the meta file is written last and atomically
+
+    @classmethod
+    def load(cls, folder: Path, generation: str) -> "KeywordIndex | None":
+        meta_path = folder / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if meta.get("generation") != generation:
+            return None
+        bm25 = None
+        if meta["ids"]:
+            import bm25s
+
+            try:
+                bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=False, show_progress=False)
+            except Exception:  # a damaged cache is rebuilt from Chroma, the source of truth
+                return None
+        return cls(generation, meta["ids"], meta["publishers"], meta["dates"], bm25)
+
+    def coverage(self, tokens: list[str]) -> float:
+        """Share of query tokens the index knows (0 for an English question over Korean text)."""
+        if not tokens:
+            return 0.0
+        return sum(1 for t in tokens if t in self.vocab) / len(tokens)
+
+    def search(self, tokens: list[str], k: int, filters: dict | None = None) -> list[tuple[str, float]]:
+        known = [t for t in tokens if t in self.vocab]
+        if self.bm25 is None or not known:
+            return []
+        mask = self._mask(filters)
+        if mask is not None and not mask.any():
+            return []
+        k = min(k, len(self.ids))
+        docs, scores = self.bm25.retrieve([known], k=k, show_progress=False, n_threads=1,
+                                          weight_mask=mask)
+        return [(self.ids[int(d)], float(s)) for d, s in zip(docs[0], scores[0]) if s > 0]
+
+    def _mask(self, filters: dict | None) -> np.ndarray | None:
+        if not filters:
+            return None
+        mask = np.ones(len(self.ids), dtype=bool)
+        pub = filters.get("publisher")
+        if pub:
+            pubs = {pub} if isinstance(pub, str) else set(pub)
+            mask &= np.array([p in pubs for p in self.publishers], dtype=bool)
+        if filters.get("since"):
+            mask &= self.dates >= _date_int(filters["since"])
+        if filters.get("until"):
+            mask &= self.dates <= _date_int(filters["until"])
+        return mask.astype(np.float32) if mask is not None else None

@@ -1,0 +1,356 @@
+"""The only module that talks to Chroma. Everything above it sees our own types.
+
+Two collections per store: ``<name>`` holds one record per chunk (document = chunk text, metadata =
+article id, title, publisher, date, offsets, sentence offsets, Kiwi morphemes), and
+``<name>__sentences`` one record per sentence (for extractive answers and citation checks).
+Chroma is the source of truth; the BM25 keyword index is a cache rebuilt from the chunk records
+whenever the collection's ``generation`` (bumped on every write) differs from the cached one, so it
+stays consistent across restarts, other processes and server mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import EmbedderMismatchError, StoreError
+from .settings import Settings
+from .types import Chunk, Sentence
+
+log = logging.getLogger(__name__)
+SCHEMA = 1
+_PAGE = 5000
+
+
+@dataclass(frozen=True)
+class StoredSentence:
+    article_id: str
+    start: int
+    end: int
+    text: str
+    vector: np.ndarray
+
+
+@dataclass(frozen=True)
+class ArticleState:
+    """What the store holds for one article: enough to tell unchanged from changed or half-written."""
+
+    raw_hash: str | None
+    complete: bool
+    chunk_ids: tuple[str, ...]
+    source_path: str | None
+
+
+def build_where(filters: dict | None) -> dict | None:
+    """Chroma ``where`` clause for ``{"publisher": str|list, "since": date, "until": date}``."""
+    if not filters:
+        return None
+    clauses = []
+    pub = filters.get("publisher")
+    if pub:
+        pubs = [pub] if isinstance(pub, str) else list(pub)
+        clauses.append({"publisher": {"$in": pubs}} if len(pubs) > 1 else {"publisher": pubs[0]})
+    if filters.get("since"):
+        clauses.append({"date_int": {"$gte": _date_int(filters["since"])}})
+    if filters.get("until"):
+        clauses.append({"date_int": {"$lte": _date_int(filters["until"])}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+def _date_int(value: str) -> int:
+    digits = str(value).replace("-", "").replace(".", "")
+    if len(digits) != 8 or not digits.isdigit():
+        raise StoreError(f"date filter {value!r} is not a date like 2024-01-26")
+    return int(digits)
+
+
+class ArticleStore:
+    """Chunks and sentences of articles in Chroma, plus the keyword index kept in step with them."""
+
+    def __init__(self, settings: Settings, embedder_name: str, dim: int) -> None:
+        self.settings = settings
+        self.embedder_name = embedder_name
+        self.dim = dim
+        self._lock = threading.RLock()
+        self._client = None
+        self._chunks = None
+        self._sentences = None
+        self._keyword = None  # (generation, KeywordIndex)
+
+    # ---- opening -------------------------------------------------------------------------------
+    def _open(self):
+        if self._chunks is not None:
+            return
+        with self._lock:
+            if self._chunks is not None:
+                return
+            os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+            import chromadb
+            from chromadb.config import Settings as ChromaSettings
+
+            chroma_settings = ChromaSettings(anonymized_telemetry=False)
+            try:
+                if self.settings.chroma_url:
+                    from urllib.parse import urlparse
+
+                    url = urlparse(self.settings.chroma_url)
+                    client = chromadb.HttpClient(host=url.hostname, port=url.port or 8000,
+                                                 ssl=url.scheme == "https", settings=chroma_settings)
+                else:
+                    self.settings.store_dir.mkdir(parents=True, exist_ok=True)
+                    client = chromadb.PersistentClient(path=str(self.settings.store_dir),
+                                                       settings=chroma_settings)
+            except Exception as e:
+                where = self.settings.chroma_url or self.settings.store_dir
+                raise StoreError(f"cannot open the store at {where}: {e}") from e
+            meta = {"embedder": self.embedder_name, "dim": self.dim, "schema": SCHEMA}
+            name = self.settings.collection
+            chunks = client.get_or_create_collection(
+                name, metadata={**meta, "generation": "0"}, configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None)
+            stored = chunks.metadata or {}
+            if stored.get("embedder") != self.embedder_name or int(stored.get("dim", -1)) != self.dim:
+                raise EmbedderMismatchError(
+                    f"the store at {self.location} was built with embedder {stored.get('embedder')!r} "
+                    f"(dim {stored.get('dim')}), but RAG_EMBEDDER gives {self.embedder_name!r} (dim {self.dim}). "
+                    "Use the embedder it was built with, or re-index into a new store: "
+                    "rag ingest seeds/ --store NEW_DIR (or delete the old store first)."
+                )
+            sentences = client.get_or_create_collection(
+                f"{name}__sentences", metadata=meta, configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None)
+            self._client, self._chunks, self._sentences = client, chunks, sentences
+
+    @property
+    def location(self) -> str:
+        return self.settings.chroma_url or str(self.settings.store_dir)
+
+    def count(self) -> int:
+        self._open()
+        return self._chunks.count()
+
+    # ---- reading articles ----------------------------------------------------------------------
+    def article_state(self, article_id: str) -> ArticleState | None:
+        self._open()
+        got = self._chunks.get(where={"article_id": article_id}, include=["metadatas"])
+        if not got["ids"]:
+            return None
+        metas = got["metadatas"]
+        hashes = {m.get("raw_hash") for m in metas}
+        expected = {m.get("n_chunks") for m in metas}
+        complete = len(hashes) == 1 and len(expected) == 1 and expected.pop() == len(got["ids"])
+        n_sent = metas[0].get("n_sentences", 0)
+        if complete:
+            sent = self._sentences.get(where={"article_id": article_id}, include=["metadatas"])
+            complete = len(sent["ids"]) == n_sent and all(
+                m.get("raw_hash") == metas[0].get("raw_hash") for m in sent["metadatas"])
+        return ArticleState(raw_hash=hashes.pop() if len(hashes) == 1 else None, complete=complete,
+                            chunk_ids=tuple(got["ids"]), source_path=metas[0].get("source_path"))
+
+    def articles(self) -> dict[str, dict]:
+        """article_id -> {title, publisher, date, source_path, chunks} for every stored article."""
+        out: dict[str, dict] = {}
+        for _id, meta, _doc in self._scan(include=["metadatas"]):
+            a = out.setdefault(meta["article_id"], {
+                "title": meta.get("title"), "publisher": meta.get("publisher") or None,
+                "date": meta.get("date") or None, "source_path": meta.get("source_path"), "chunks": 0})
+            a["chunks"] += 1
+        return out
+
+    def _scan(self, include):
+        self._open()
+        offset = 0
+        while True:
+            got = self._chunks.get(include=include, limit=_PAGE, offset=offset)
+            ids = got["ids"]
+            if not ids:
+                return
+            metas = got.get("metadatas") or [None] * len(ids)
+            docs = got.get("documents") or [None] * len(ids)
+            yield from zip(ids, metas, docs)
+            offset += len(ids)
+
+    def vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
+        """Stored chunk vectors by id (for reuse: an unchanged chunk is never re-embedded)."""
+        if not chunk_ids:
+            return {}
+        self._open()
+        got = self._chunks.get(ids=list(chunk_ids), include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
+
+    def sentence_vectors_by_id(self, ids: list[str]) -> dict[str, np.ndarray]:
+        if not ids:
+            return {}
+        self._open()
+        got = self._sentences.get(ids=list(ids), include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
+
+    # ---- writing ------------------------------------------------------------------------------
+    def write_article(self, article_id: str, chunks: list[Chunk], chunk_vecs: np.ndarray,
+                      chunk_morphs: list[list[str]], sentence_ids: list[str], sentences: list[Sentence],
+                      sentence_vecs: np.ndarray, raw_hash: str, source_path: str | None) -> None:
+        """Replace one article's records: new ones are upserted before stale ones are deleted, so a
+        crash leaves at worst extra stale records that the next run (or ``article_state``) detects."""
+        self._open()
+        base = {"article_id": article_id, "raw_hash": raw_hash, "source_path": source_path or ""}
+        with self._lock:
+            if sentences:
+                self._sentences.upsert(
+                    ids=sentence_ids, embeddings=sentence_vecs,
+                    documents=[s.text for s in sentences],
+                    metadatas=[{**base, "start": s.start, "end": s.end} for s in sentences])
+            self._chunks.upsert(
+                ids=[c.chunk_id for c in chunks], embeddings=chunk_vecs,
+                documents=[c.text for c in chunks],
+                metadatas=[self._chunk_meta(c, base, len(chunks), len(sentences), m)
+                           for c, m in zip(chunks, chunk_morphs)])
+            self._delete_stale(self._chunks, article_id, {c.chunk_id for c in chunks})
+            self._delete_stale(self._sentences, article_id, set(sentence_ids))
+            self._bump_generation()
+
+    def delete_article(self, article_id: str) -> int:
+        self._open()
+        with self._lock:
+            n = self._delete_stale(self._chunks, article_id, set())
+            self._delete_stale(self._sentences, article_id, set())
+            self._bump_generation()
+        return n
+
+    @staticmethod
+    def _delete_stale(collection, article_id: str, keep: set[str]) -> int:
+        got = collection.get(where={"article_id": article_id}, include=[])
+        stale = [i for i in got["ids"] if i not in keep]
+        if stale:
+            collection.delete(ids=stale)
+        return len(stale)
+
+    @staticmethod
+    def _chunk_meta(c: Chunk, base: dict, n_chunks: int, n_sentences: int, morphs: list[str]) -> dict:
+        return {
+            **base, "index": c.index, "title": c.title, "publisher": c.publisher or "",
+            "date": c.date or "", "date_int": int(c.date.replace("-", "")) if c.date else 0,
+            "start": c.start, "end": c.end, "n_chunks": n_chunks, "n_sentences": n_sentences,
+            "sentences": json.dumps([[s.start, s.end] for s in c.sentences]),
+            "morphs": " ".join(morphs),
+        }
+
+    def _bump_generation(self) -> None:
+        meta = dict(self._chunks.metadata or {})
+        meta["generation"] = uuid.uuid4().hex
+        self._chunks.modify(metadata=meta)
+
+    def generation(self) -> str:
+        """The current write generation (read fresh: another process or server client may write)."""
+        self._open()
+        col = self._client.get_collection(self.settings.collection, embedding_function=None)
+        return str((col.metadata or {}).get("generation", "0"))
+
+    # ---- searching -----------------------------------------------------------------------------
+    def dense_search(self, vector: np.ndarray, k: int, filters: dict | None = None) -> list[tuple[Chunk, float]]:
+        self._open()
+        n = self._chunks.count()
+        if n == 0:
+            return []
+        got = self._chunks.query(query_embeddings=[np.asarray(vector, dtype=np.float32)],
+                                 n_results=min(k, n), where=build_where(filters),
+                                 include=["documents", "metadatas", "distances"])
+        return [(chunk_from_record(i, d, m), 1.0 - float(dist)) for i, d, m, dist in
+                zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]
+
+    def get_chunks(self, chunk_ids: list[str]) -> dict[str, Chunk]:
+        if not chunk_ids:
+            return {}
+        self._open()
+        got = self._chunks.get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        return {i: chunk_from_record(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
+
+    def sentences_of(self, article_ids: list[str]) -> list[StoredSentence]:
+        """Every stored sentence (with its vector) of the given articles."""
+        if not article_ids:
+            return []
+        self._open()
+        where = {"article_id": {"$in": list(article_ids)}} if len(article_ids) > 1 else {"article_id": article_ids[0]}
+        got = self._sentences.get(where=where, include=["documents", "metadatas", "embeddings"])
+        return [StoredSentence(m["article_id"], int(m["start"]), int(m["end"]), d, np.asarray(v, dtype=np.float32))
+                for d, m, v in zip(got["documents"], got["metadatas"], got["embeddings"])]
+
+    def keyword_search(self, tokens: list[str], k: int, filters: dict | None = None) -> list[tuple[str, float]]:
+        return self.keyword_index().search(tokens, k, filters)
+
+    def keyword_index(self) -> "KeywordIndex":
+        """The BM25 index matching the store's current generation (loaded or rebuilt as needed)."""
+        from .keyword import KeywordIndex
+
+        gen = self.generation()
+        with self._lock:
+            if self._keyword is not None and self._keyword[0] == gen:
+                return self._keyword[1]
+            folder = self._keyword_dir()
+            index = KeywordIndex.load(folder, gen)
+            if index is None:
+                index = KeywordIndex.build(
+                    ((i, m.get("morphs", "").split(), m.get("publisher") or "", int(m.get("date_int") or 0))
+                     for i, m, _ in self._scan(include=["metadatas"])), gen)
+                index.save(folder)
+            self._keyword = (gen, index)
+            return index
+
+    def _keyword_dir(self) -> Path:
+        if self.settings.chroma_url:
+            import hashlib
+
+            key = hashlib.sha256(f"{self.settings.chroma_url}|{self.settings.collection}".encode()).hexdigest()[:16]
+            return self.settings.store_dir.parent / "keyword-cache" / key
+        return self.settings.store_dir / f"keyword-{self.settings.collection}"
+
+    def reset(self) -> None:
+        """Delete both collections and the keyword cache (used by ``rag ingest --rebuild``)."""
+        self._open()
+        with self._lock:
+            for name in (self.settings.collection, f"{self.settings.collection}__sentences"):
+                try:
+                    self._client.delete_collection(name)
+                except Exception as e:  # already gone is fine; anything else is reported
+                    log.warning("could not delete collection %s: %s", name, e)
+            shutil.rmtree(self._keyword_dir(), ignore_errors=True)
+            self._chunks = self._sentences = self._keyword = None
+
+
+def chunk_from_record(chunk_id: str, document: str, meta: dict) -> Chunk:
+    offsets = json.loads(meta.get("sentences") or "[]")
+    start = int(meta["start"])
+    sents = tuple(Sentence(s, e, document[s - start : e - start]) for s, e in offsets)
+    return Chunk(chunk_id=chunk_id, article_id=meta["article_id"], index=int(meta.get("index", 0)),
+                 text=document, start=start, end=int(meta["end"]), sentences=sents,
+                 title=meta.get("title", ""), publisher=meta.get("publisher") or None,
+                 date=meta.get("date") or None)
+
+
+_stores: dict[tuple, ArticleStore] = {}
+_stores_lock = threading.Lock()
+
+
+def get_store(settings: Settings, embedder) -> ArticleStore:
+    """One ``ArticleStore`` per (location, collection, embedder) per process."""
+    key = (str(settings.store_dir), settings.chroma_url, settings.collection, embedder.name)
+    with _stores_lock:
+        if key not in _stores:
+            _stores[key] = ArticleStore(settings, embedder.name, embedder.dim)
+        return _stores[key]
+
+
+def forget_store(settings: Settings) -> None:
+    """Drop cached stores for a location (after ``reset`` or in tests using temporary dirs)."""
+    with _stores_lock:
+        for key in [k for k in _stores if k[0] == str(settings.store_dir) and k[1] == settings.chroma_url]:
+            del _stores[key]

@@ -1,0 +1,49 @@
+"""Shared fixtures: the real Kiwi, the real bundled embedder and real Chroma stores in temp dirs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from rag.settings import Settings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from rag.embed import get_embedder
+
+    return get_embedder(Settings())
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return Settings(store_dir=tmp_path / "store")
+
+
+@pytest.fixture(scope="session")
+def seeded_settings(tmp_path_factory) -> Settings:
+    """A store with the five seed articles ingested once for the whole session."""
+    from ingest.pipeline import ingest_paths
+
+    s = Settings(store_dir=tmp_path_factory.mktemp("seeded") / "store")
+    report = ingest_paths([SEEDS], s)
+    assert not report.failed, report.to_dict()
+    return s
+
+
+@pytest.fixture
+def seed_copy(tmp_path) -> Path:
+    folder = tmp_path / "pages"
+    shutil.copytree(SEEDS, folder)
+    return folder

@@ -1,0 +1,58 @@
+"""Chunking: whole sentences, offsets that point into the cleaned text, budget and overlap kept."""
+
+from __future__ import annotations
+
+from ingest.chunk import article_sentences, chunk_article, sentence_ids
+from rag.types import Article
+
+TEXT = ("한국은행이 기준금리를 연 3.5%로 동결했다. 다섯 차례 연속 동결이다. 총재는 긴축 기조를 유지하겠다고 말했다.\n\n"
+        "시장은 연내 인하 가능성을 낮게 본다. 채권 금리는 소폭 올랐다. 원·달러 환율은 1320원대에서 움직였다.\n\n"
+        "전문가들은 물가와 가계부채를 변수로 꼽았다. 다음 회의는 10월에 열린다.")
+
+
+def _article(text=TEXT):
+    return Article(article_id="a1", title="기준금리 동결", text=text, publisher="테스트신문", date="2023-08-24")
+
+
+def test_sentences_have_exact_offsets():
+    a = _article()
+    sents = article_sentences(a)
+    assert len(sents) == 8
+    for s in sents:
+        assert a.text[s.start:s.end] == s.text
+        assert "\n" not in s.text
+
+
+def test_chunks_respect_budget_and_overlap():
+    a = _article()
+    sents = article_sentences(a)
+    chunks = chunk_article(a, sents, max_chars=90, overlap=1)
+    assert len(chunks) > 2
+    for c in chunks:
+        assert a.text[c.start:c.end] == c.text
+        assert len(c.text) <= 90 or len(c.sentences) == 1
+        assert c.sentences[0].start == c.start and c.sentences[-1].end == c.end
+        assert (c.article_id, c.title, c.publisher, c.date) == ("a1", "기준금리 동결", "테스트신문", "2023-08-24")
+    for prev, nxt in zip(chunks, chunks[1:]):
+        assert prev.sentences[-1] == nxt.sentences[0]  # one sentence of overlap
+    covered = {s for c in chunks for s in c.sentences}
+    assert covered == set(sents)
+
+
+def test_ids_are_deterministic_and_content_based():
+    a = _article()
+    sents = article_sentences(a)
+    ids1 = [c.chunk_id for c in chunk_article(a, sents, 120, 1)]
+    ids2 = [c.chunk_id for c in chunk_article(a, sents, 120, 1)]
+    assert ids1 == ids2 and len(set(ids1)) == len(ids1)
+    changed = _article(TEXT.replace("10월", "11월"))
+    ids3 = [c.chunk_id for c in chunk_article(changed, article_sentences(changed), 120, 1)]
+    assert ids3[0] == ids1[0] and ids3[-1] != ids1[-1]
+    assert sentence_ids(a, sents) == sentence_ids(a, article_sentences(a))
+
+
+def test_long_sentence_stands_alone():
+    long = "가" * 300 + "다."
+    a = _article(long + " 짧은 문장이다.")
+    chunks = chunk_article(a, article_sentences(a), max_chars=100, overlap=1)
+    assert chunks[0].text == long
