@@ -142,6 +142,16 @@ def clean_text(text: str, article_id: str, *, embed: Callable[[list[str]], np.nd
     return CleanResult(article, blocks)
 
 
+def raw_article(text: str, article_id: str, source_path: str | None = None) -> CleanResult:
+    """No cleaning at all (the ``--no-clean`` ablation): every non-empty line is kept."""
+    lines = [normalize_line(raw) for raw in text.split("\n")]
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        raise DocumentError(f"{article_id}: no text in the page")
+    article = Article(article_id=article_id, title=lines[0][:80], text="\n\n".join(lines), source_path=source_path)
+    return CleanResult(article, tuple(Block(i, t, True, "kept (no cleaning)") for i, t in enumerate(lines)))
+
+
 def clean_html(html: str, article_id: str, *, embed=None, source_path: str | None = None,
                coherence: CoherenceConfig = CoherenceConfig()) -> CleanResult:
     """Clean an HTML page: trafilatura extracts the main text and metadata, then the text rules run."""

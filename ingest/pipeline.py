@@ -18,7 +18,7 @@ from rag.store import ArticleStore, get_store
 from rag.types import FileResult, IngestReport
 
 from .chunk import article_sentences, chunk_article, embedding_text, sentence_ids
-from .clean import CleanResult, clean_html, clean_text
+from .clean import CleanResult, clean_html, clean_text, raw_article
 from .read import SUPPORTED_SUFFIXES, decode, is_html, read_bytes
 
 log = logging.getLogger(__name__)
@@ -53,16 +53,18 @@ def clean_file(path: Path, settings: Settings, embedder: Embedder | None = None)
 
 
 def clean_bytes(data: bytes, article_id: str, settings: Settings, embedder: Embedder | None,
-                source_path: str | None = None, name: str | None = None) -> CleanResult:
+                source_path: str | None = None, name: str | None = None, clean: bool = True) -> CleanResult:
     name = name or source_path or article_id
     text = decode(data, name)
+    if not clean:
+        return raw_article(text, article_id, source_path)
     embed = embedder.embed_passages if embedder is not None else None
     if is_html(name, text):
         return clean_html(text, article_id, embed=embed, source_path=source_path)
     return clean_text(text, article_id, embed=embed, source_path=source_path)
 
 
-def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool = False,
+def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool = False, clean: bool = True,
                  progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
     """Ingest files and folders into the store at ``settings.store_dir`` (or ``RAG_CHROMA_URL``).
 
@@ -93,7 +95,7 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
             continue
         seen_ids[article_id] = path
         try:
-            result, secs = _ingest_one(path, article_id, settings, embedder, store)
+            result, secs = _ingest_one(path, article_id, settings, embedder, store, clean)
         except RagError as e:
             result, secs = FileResult(str(path), article_id, "failed", message=str(e)), 0.0
         except Exception as e:  # an unexpected failure in one file must not stop the others
@@ -117,13 +119,13 @@ def _raw_hash(data: bytes, settings: Settings, embedder: Embedder) -> str:
 
 
 def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embedder,
-                store: ArticleStore) -> tuple[FileResult, float]:
+                store: ArticleStore, clean: bool = True) -> tuple[FileResult, float]:
     data = read_bytes(path, settings.max_file_bytes)
-    raw_hash = _raw_hash(data, settings, embedder)
+    raw_hash = _raw_hash(data, settings, embedder) + ("" if clean else "-raw")
     state = store.article_state(article_id)
     if state is not None and state.complete and state.raw_hash == raw_hash:
         return FileResult(str(path), article_id, "unchanged", len(state.chunk_ids)), 0.0
-    cleaned = clean_bytes(data, article_id, settings, embedder, source_path=str(path.resolve()))
+    cleaned = clean_bytes(data, article_id, settings, embedder, source_path=str(path.resolve()), clean=clean)
     article = cleaned.article
     sentences = article_sentences(article)
     if not sentences:

@@ -43,6 +43,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["auto", "extractive", "llm"], help="answer mode (default $RAG_ANSWER_MODE or auto)")
     _common(p)
 
+    p = sub.add_parser("eval", help="score the pipeline against gold Q&A pairs")
+    p.add_argument("--gold", default="eval/gold.jsonl", help="gold file (JSONL)")
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--pipeline", choices=["default", "naive", "both"], default="default",
+                   help="ours, a plain LangChain pipeline, or both side by side")
+    p.add_argument("--no-clean", action="store_true", help="ablation: ingest raw pages")
+    p.add_argument("--no-bm25", action="store_true", help="ablation: dense retrieval only")
+    p.add_argument("--no-verify", action="store_true", help="ablation: never abstain")
+    p.add_argument("--out", metavar="FILE", help="write the JSON report here")
+    p.add_argument("--store", metavar="DIR", help="evaluate this store instead of a fresh one built from seeds/")
+    p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+
     p = sub.add_parser("articles", help="list the stored articles")
     _common(p)
     return parser
@@ -56,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)
     try:
-        settings = Settings.from_env().with_(store_dir=getattr(args, "store", None))
+        settings = Settings.from_env()
+        if args.command != "eval":
+            settings = settings.with_(store_dir=getattr(args, "store", None))
         handler = globals()[f"_cmd_{args.command}"]
         return handler(args, settings)
     except RagError as e:
@@ -142,6 +156,28 @@ def _cmd_articles(args, settings: Settings) -> int:
         for aid, a in sorted(arts.items()):
             print(f"{aid}  {a['date'] or '----------'}  {a['publisher'] or '-':12s}  {a['chunks']:3d} chunks  {a['title']}")
         print(f"{len(arts)} articles")
+    return 0
+
+
+def _cmd_eval(args, settings: Settings) -> int:
+    from pathlib import Path
+
+    from eval.runner import evaluate, format_table
+
+    pipelines = ["default", "naive"] if args.pipeline == "both" else [args.pipeline]
+    reports = [evaluate(Path(args.gold), settings=settings, k=args.k, store=Path(args.store) if args.store else None,
+                        pipeline=p, clean=not args.no_clean, bm25=not args.no_bm25, verify=not args.no_verify)
+               for p in pipelines]
+    payload = reports[0] if len(reports) == 1 else {"pipelines": reports}
+    if args.out:
+        Path(args.out).write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
+    if args.json:
+        print(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        print(format_table(reports))
+        for r in reports:
+            print(f"\n{r['pipeline']}: {len(r['failures'])} failing items: " + ", ".join(
+                f"{f['id']}({'/'.join(f['failed'])})" for f in r["failures"]))
     return 0
 
 

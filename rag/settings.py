@@ -34,7 +34,7 @@ class Settings:
     k: int = 5
     max_file_bytes: int = 10 * 1024 * 1024
     max_question_chars: int = 2000
-    abstain_threshold: float = 0.5
+    abstain_threshold: float = 0.35
     answer_mode: str = "auto"
     llm_base_url: str | None = None
     llm_model: str | None = None

@@ -1,0 +1,1 @@
+"""The eval suite: gold Q&A pairs and a runner that scores the whole pipeline."""

@@ -1,0 +1,193 @@
+"""``ask()``: a question in, an answer out whose every claim cites the sentence it rests on."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import unicodedata
+from typing import Iterator
+
+from . import answer as ex
+from .embed import get_embedder
+from .errors import LLMError, QuestionError
+from .korean import analyze, has_hangul
+from .retrieve import HybridRetriever
+from .settings import Settings
+from .store import get_store
+from .types import Answer, Hit
+from .verify import verify_generated
+
+log = logging.getLogger(__name__)
+_FOLLOWUP = re.compile(r"^(그럼|그러면|그리고|또|and|what about|how about)\b|[은는]\?*$|^(그|그들|그녀|이|해당)\s", re.I)
+
+
+def clean_question(question: str, max_chars: int) -> str:
+    """The question with control characters removed, or a ``QuestionError`` saying what is wrong."""
+    if not isinstance(question, str):
+        raise QuestionError(f"a question must be text, not {type(question).__name__}")
+    q = "".join(" " if unicodedata.category(ch).startswith("C") else ch for ch in question)
+    q = re.sub(r"\s+", " ", q).strip()
+    if not q:
+        raise QuestionError("the question is empty")
+    if len(q) > max_chars:
+        raise QuestionError(f"the question is {len(q)} characters long; the limit is {max_chars} (RAG_MAX_QUESTION_CHARS)")
+    if not any(unicodedata.category(ch)[0] in "LN" for ch in q):
+        raise QuestionError("the question has no words or numbers in it")
+    return q
+
+
+def standalone_question(question: str, history: list[tuple[str, str]] | None, settings: Settings) -> str:
+    """Turn a follow-up ("그럼 SK는?") into a standalone question: by the LLM when one is configured,
+    otherwise by carrying over the previous question's names that the follow-up does not replace."""
+    if not history:
+        return question
+    if settings.use_llm:
+        try:
+            from .llm import rewrite_followup
+
+            return rewrite_followup(question, history, settings)
+        except LLMError as e:
+            log.warning("follow-up rewrite failed, carrying entities over instead: %s", e)
+    own = [m for m in analyze(question) if m.tag in ("NNG", "NNP", "SL", "SN", "VV", "VA")]
+    if len(own) > 4 and not _FOLLOWUP.search(question):
+        return question
+    previous = history[-1][0]
+    new_names = [m.form for m in analyze(question) if m.tag in ("NNP", "SL")]
+    carried = []
+    replaced = False
+    for m in analyze(previous):
+        if m.tag in ("NNP", "SL") and new_names and not replaced and carried:
+            replaced = True  # the follow-up's own name takes this one's place
+            continue
+        if m.tag in ("NNG", "NNP", "SL", "SN", "VV") and m.form not in question:
+            carried.append(m.form + ("다" if m.tag == "VV" else ""))
+    return f"{question} ({' '.join(carried)})" if carried else question
+
+
+def _retrieve(question: str, settings: Settings, k: int, filters, use_keyword: bool = True):
+    embedder = get_embedder(settings)
+    store = get_store(settings, embedder)
+    retriever = HybridRetriever(store=store, embedder=embedder, k=k, use_keyword=use_keyword)
+    t0 = time.perf_counter()
+    q_vec = embedder.embed_queries([question])[0]
+    t1 = time.perf_counter()
+    hits = retriever.search(question, k, filters, vector=q_vec)
+    t2 = time.perf_counter()
+    return embedder, store, q_vec, hits, {"embed_query": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000}
+
+
+def _abstain(question, standalone, language, hits, timings, mode, notice=None, confidence=0.0) -> Answer:
+    return Answer(question=question, text=ex.ABSTAIN_TEXT[language], language=language, citations=(),
+                  abstained=True, retrieved=tuple(hits), timings_ms=timings, mode=mode,
+                  standalone_question=standalone, notice=notice, confidence=confidence)
+
+
+def _extractive(question, standalone, language, q_vec, hits, store, settings, timings, notice=None) -> Answer:
+    t0 = time.perf_counter()
+    svecs = {(s.article_id, s.start): s.vector for s in store.sentences_of(sorted({h.chunk.article_id for h in hits}))}
+    cands = ex.score_sentences(standalone, q_vec, hits, svecs)
+    chosen = ex.choose_evidence(cands)
+    timings["answer"] = (time.perf_counter() - t0) * 1000
+    confidence = chosen[0].confidence if chosen else 0.0
+    if not chosen or confidence < settings.abstain_threshold:
+        return _abstain(question, standalone, language, hits, timings, "extractive", notice, confidence)
+    return Answer(question=question, text=ex.extractive_text(chosen, language), language=language,
+                  citations=tuple(ex.citations_for(chosen)), abstained=False, retrieved=tuple(hits),
+                  timings_ms=timings, mode="extractive", standalone_question=standalone, notice=notice,
+                  confidence=confidence)
+
+
+def ask(question: str, *, k: int | None = None, filters: dict | None = None,
+        history: list[tuple[str, str]] | None = None, settings: Settings | None = None,
+        use_keyword: bool = True) -> Answer:
+    """Answer a Korean or English question from the stored articles, with verified citations.
+
+    Parameters:
+        question: the question (Korean or English).
+        k: passages to retrieve (default ``settings.k``).
+        filters: ``{"publisher": str | list, "since": "YYYY-MM-DD", "until": "YYYY-MM-DD"}``.
+        history: earlier ``(question, answer_text)`` turns, for follow-up questions.
+        settings: defaults to ``Settings.from_env()``.
+
+    Example::
+
+        >>> from rag import ask
+        >>> a = ask("올트먼이 방문한 삼성전자 공장은 어디에 있나요?")
+        >>> a.text, a.citations[0].quote
+    """
+    settings = settings or Settings.from_env()
+    t_start = time.perf_counter()
+    q = clean_question(question, settings.max_question_chars)
+    language = "ko" if has_hangul(q) else "en"
+    standalone = standalone_question(q, history, settings)
+    embedder, store, q_vec, hits, timings = _retrieve(standalone, settings, k or settings.k, filters, use_keyword)
+    if not hits:
+        ans = _abstain(q, standalone, language, hits, timings, "extractive")
+    elif settings.use_llm:
+        ans = _generative(q, standalone, language, q_vec, hits, store, embedder, settings, timings)
+    else:
+        ans = _extractive(q, standalone, language, q_vec, hits, store, settings, timings)
+    ans.timings_ms["total"] = (time.perf_counter() - t_start) * 1000
+    return ans
+
+
+def _generative(q, standalone, language, q_vec, hits, store, embedder, settings, timings) -> Answer:
+    from .llm import generate, is_refusal
+
+    t0 = time.perf_counter()
+    try:
+        raw = generate(standalone, hits, language, settings)
+    except LLMError as e:
+        return _extractive(q, standalone, language, q_vec, hits, store, settings, timings,
+                           notice=f"{e}; showing the extractive answer instead")
+    timings["llm"] = (time.perf_counter() - t0) * 1000
+    return _finish_generated(q, standalone, language, raw, q_vec, hits, store, embedder, settings, timings)
+
+
+def _finish_generated(q, standalone, language, raw, q_vec, hits, store, embedder, settings, timings) -> Answer:
+    from .llm import is_refusal
+
+    if is_refusal(raw):
+        return _abstain(q, standalone, language, hits, timings, "llm")
+    checked = verify_generated(raw, hits, embedder)
+    if not checked.citations:
+        return _extractive(q, standalone, language, q_vec, hits, store, settings, timings,
+                           notice="the LLM's answer cited nothing the passages support; showing the extractive answer instead")
+    notice = f"dropped {len(checked.dropped)} unsupported sentence(s)" if checked.dropped else None
+    return Answer(question=q, text=checked.text, language=language, citations=checked.citations, abstained=False,
+                  retrieved=tuple(hits), timings_ms=timings, mode="llm", standalone_question=standalone,
+                  notice=notice, confidence=1.0)
+
+
+def ask_stream(question: str, *, k: int | None = None, filters: dict | None = None,
+               history: list[tuple[str, str]] | None = None, settings: Settings | None = None
+               ) -> Iterator[str | Answer]:
+    """Like ``ask()`` but yields text pieces as they are produced, then the final ``Answer``
+    (whose verified text may differ from the raw stream in LLM mode)."""
+    settings = settings or Settings.from_env()
+    if not settings.use_llm:
+        ans = ask(question, k=k, filters=filters, history=history, settings=settings)
+        for piece in re.findall(r"\S+\s*", ans.text):
+            yield piece
+        yield ans
+        return
+    from .llm import stream
+
+    t_start = time.perf_counter()
+    q = clean_question(question, settings.max_question_chars)
+    language = "ko" if has_hangul(q) else "en"
+    standalone = standalone_question(q, history, settings)
+    embedder, store, q_vec, hits, timings = _retrieve(standalone, settings, k or settings.k, filters)
+    pieces: list[str] = []
+    try:
+        for piece in stream(standalone, hits, language, settings):
+            pieces.append(piece)
+            yield piece
+        ans = _finish_generated(q, standalone, language, "".join(pieces).strip(), q_vec, hits, store, embedder,
+                                settings, timings)
+    except LLMError as e:
+        ans = _extractive(q, standalone, language, q_vec, hits, store, settings, timings,
+                          notice=f"{e}; showing the extractive answer instead")
+    ans.timings_ms["total"] = (time.perf_counter() - t_start) * 1000
+    yield ans

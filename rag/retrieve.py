@@ -1,0 +1,97 @@
+"""Retrievers: dense (Chroma), keyword (BM25 over Kiwi morphemes) and their rank fusion.
+
+All three are LangChain ``BaseRetriever``s, so they compose with runnables; ``search`` returns our
+own ``Hit`` objects with scores and per-signal ranks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from .korean import content_morphemes
+from .types import Hit
+
+RRF_K = 60
+
+
+def hits_to_documents(hits: list[Hit]) -> list[Document]:
+    return [Document(page_content=h.chunk.text, id=h.chunk.chunk_id,
+                     metadata={k: v for k, v in h.to_dict().items() if k != "text"}) for h in hits]
+
+
+class _OurRetriever(BaseRetriever):
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    store: Any
+    embedder: Any
+    k: int = 5
+    filters: dict | None = None
+
+    def search(self, query: str, k: int | None = None, filters: dict | None = None) -> list[Hit]:
+        raise NotImplementedError
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return hits_to_documents(self.search(query, self.k, self.filters))
+
+
+class DenseRetriever(_OurRetriever):
+    """Cosine search over chunk vectors in Chroma (e5 ``query:`` prefix on the question)."""
+
+    def search(self, query: str, k: int | None = None, filters: dict | None = None,
+               vector: np.ndarray | None = None) -> list[Hit]:
+        vec = self.embedder.embed_queries([query])[0] if vector is None else vector
+        results = self.store.dense_search(vec, k or self.k, filters)
+        return [Hit(chunk, score, dense_rank=i + 1) for i, (chunk, score) in enumerate(results)]
+
+
+class KeywordRetriever(_OurRetriever):
+    """BM25 over Kiwi content morphemes (particles and endings dropped)."""
+
+    def search(self, query: str, k: int | None = None, filters: dict | None = None) -> list[Hit]:
+        results = self.store.keyword_search(content_morphemes(query), k or self.k, filters)
+        chunks = self.store.get_chunks([cid for cid, _ in results])
+        return [Hit(chunks[cid], score, keyword_rank=i + 1)
+                for i, (cid, score) in enumerate(results) if cid in chunks]
+
+
+class HybridRetriever(_OurRetriever):
+    """Weighted reciprocal-rank fusion of dense and keyword search.
+
+    The keyword signal's weight is the share of the question's content morphemes that occur in the
+    index vocabulary: a Korean question keeps its full weight, while an English question over Korean
+    text (whose words mostly cannot match) leans on the cross-lingual dense signal instead of being
+    drowned by keyword noise.
+    """
+
+    use_keyword: bool = True
+    candidates: int = 30
+
+    def keyword_weight(self, query: str) -> float:
+        if not self.use_keyword:
+            return 0.0
+        tokens = content_morphemes(query)
+        return self.store.keyword_index().coverage(tokens)
+
+    def search(self, query: str, k: int | None = None, filters: dict | None = None,
+               vector: np.ndarray | None = None) -> list[Hit]:
+        k = k or self.k
+        n = max(self.candidates, k)
+        dense = DenseRetriever(store=self.store, embedder=self.embedder).search(query, n, filters, vector)
+        w_kw = self.keyword_weight(query)
+        keyword = KeywordRetriever(store=self.store, embedder=self.embedder).search(query, n, filters) if w_kw > 0 else []
+        fused: dict[str, dict] = {}
+        for h in dense:
+            fused[h.chunk.chunk_id] = {"chunk": h.chunk, "score": 1.0 / (RRF_K + h.dense_rank),
+                                       "dense_rank": h.dense_rank, "keyword_rank": None}
+        for h in keyword:
+            entry = fused.setdefault(h.chunk.chunk_id, {"chunk": h.chunk, "score": 0.0, "dense_rank": None,
+                                                        "keyword_rank": None})
+            entry["score"] += w_kw / (RRF_K + h.keyword_rank)
+            entry["keyword_rank"] = h.keyword_rank
+        ranked = sorted(fused.values(), key=lambda e: -e["score"])[:k]
+        return [Hit(e["chunk"], e["score"], e["dense_rank"], e["keyword_rank"]) for e in ranked]
