@@ -51,18 +51,26 @@ def standalone_question(question: str, history: list[tuple[str, str]] | None, se
             log.warning("follow-up rewrite failed, carrying entities over instead: %s", e)
     own = [m for m in analyze(question) if m.tag in ("NNG", "NNP", "SL", "SN", "VV", "VA")]
     if len(own) > 4 and not _FOLLOWUP.search(question):
-        return question
+        return question  # a full question of its own
     previous = history[-1][0]
-    new_names = [m.form for m in analyze(question) if m.tag in ("NNP", "SL")]
-    carried = []
-    replaced = False
+    mine = analyze(question)
+    new_names = [m.form for m in mine if m.tag in ("NNP", "SL")]
+    # A follow-up that asks its own thing ("얼마 동안 진행됐나?") keeps it and borrows only the names;
+    # one that does not ("그럼 SK는?") borrows the previous question's ask as well.
+    asks_own = any(m.tag in ("VV", "VA") for m in mine) or bool(re.search(r"누구|어디|언제|몇|얼마|무엇|who|where|when|how|what", question, re.I))
+    carried, replaced = [], False
     for m in analyze(previous):
-        if m.tag in ("NNP", "SL") and new_names and not replaced and carried:
-            replaced = True  # the follow-up's own name takes this one's place
+        if m.form in question:
             continue
-        if m.tag in ("NNG", "NNP", "SL", "SN", "VV") and m.form not in question:
-            carried.append(m.form + ("다" if m.tag == "VV" else ""))
-    return f"{question} ({' '.join(carried)})" if carried else question
+        if m.tag in ("NNP", "SL", "SN"):
+            if new_names and not replaced and carried:
+                replaced = True  # the follow-up's own name takes this one's place
+                continue
+            carried.append(m.form)
+        elif not asks_own and m.tag in ("NNG", "VV", "VA", "NP") or m.form in ("누구", "어디", "언제", "얼마", "무엇"):
+            if not asks_own:
+                carried.append(m.form + ("다" if m.tag in ("VV", "VA") else ""))
+    return f"{question} ({' '.join(dict.fromkeys(carried))})" if carried else question
 
 
 def _retrieve(question: str, settings: Settings, k: int, filters, use_keyword: bool = True):

@@ -1,0 +1,100 @@
+"""ask() end to end on the ingested seeds with the real embedder, store and Kiwi."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rag.ask import ask, ask_stream, clean_question, standalone_question
+from rag.cli import main
+from rag.errors import QuestionError
+from rag.settings import Settings
+from rag.types import Answer
+from rag.verify import citations_are_valid
+
+pytestmark = pytest.mark.slow
+
+
+def _quote_in_article(settings, c):
+    from rag.embed import get_embedder
+    from rag.store import get_store
+
+    chunk = get_store(settings, get_embedder(settings)).get_chunks([c.chunk_id])[c.chunk_id]
+    return chunk.text[c.start - chunk.start : c.end - chunk.start] == c.quote
+
+
+def test_korean_question_cites_the_sentence_holding_the_fact(seeded_settings):
+    a = ask("SK하이닉스가 지난해 4분기에 기록한 영업이익은 얼마인가?", settings=seeded_settings)
+    assert not a.abstained and a.language == "ko"
+    assert "3460억" in a.text and "[1]" in a.text
+    assert any("3460억" in c.quote for c in a.citations)
+    assert citations_are_valid(a.text, a.citations)
+    retrieved_ids = {h.chunk.chunk_id for h in a.retrieved}
+    for c in a.citations:
+        assert c.chunk_id in retrieved_ids  # never a citation outside the retrieved passages
+        assert _quote_in_article(seeded_settings, c)
+        assert c.publisher == "서울신문" and c.date == "2024-01-26"
+
+
+def test_english_question_finds_korean_evidence(seeded_settings):
+    a = ask("Which UAE AI company did Altman talk to about funding chip production?", settings=seeded_settings)
+    assert not a.abstained and a.language == "en"
+    assert a.text.startswith("According to the articles")
+    assert "G42" in a.text and any("G42" in c.quote for c in a.citations)
+
+
+@pytest.mark.parametrize("question", ["송도호 서울시의원의 출판기념회는 어디에서 열렸나?",
+                                      "올트먼은 방한 중 LG전자 구광모 회장과 무엇을 논의했나?"])
+def test_boilerplate_and_unstated_facts_abstain(seeded_settings, question):
+    a = ask(question, settings=seeded_settings)
+    assert a.abstained and a.text == "제공된 기사에서 답을 찾을 수 없습니다."
+    assert not a.citations and a.retrieved  # still shows the closest passages
+    assert all("송도호" not in h.chunk.text for h in a.retrieved)
+
+
+def test_filters_narrow_both_signals(seeded_settings):
+    a = ask("올트먼과 최태원 회장의 만남", settings=seeded_settings, filters={"publisher": "서울경제"})
+    assert a.retrieved and all(h.chunk.publisher == "서울경제" for h in a.retrieved)
+    b = ask("올트먼과 최태원 회장의 만남", settings=seeded_settings, filters={"since": "2024-03-01"})
+    assert b.retrieved and all(h.chunk.date and h.chunk.date >= "2024-03-01" for h in b.retrieved)
+    none = ask("올트먼", settings=seeded_settings, filters={"since": "2030-01-01"})
+    assert none.abstained and not none.retrieved
+
+
+def test_followup_carries_the_previous_question_over(seeded_settings):
+    history = [("최태원 회장과 올트먼이 회동한 호텔은 어디인가?", "더플라자호텔 [1]")]
+    standalone = standalone_question("그럼 SK 쪽 참석자는?", history, seeded_settings)
+    assert "최태원" in standalone and "SK" in standalone and "회동" in standalone
+    a = ask("그럼 회동은 얼마 동안 진행됐나?", history=history, settings=seeded_settings)
+    assert not a.abstained and "40분" in a.text
+
+
+@pytest.mark.parametrize("bad,msg", [("", "empty"), ("   \n\t ", "empty"), ("가" * 20000, "limit"),
+                                     ("🙂🙂🙂", "no words"), ("\x00\x01\x02", "empty")])
+def test_bad_questions_get_a_clear_error(bad, msg):
+    with pytest.raises(QuestionError, match=msg):
+        clean_question(bad, Settings().max_question_chars)
+
+
+def test_control_characters_are_removed():
+    assert clean_question("평택\x00 공장은\x1b?", 100) == "평택 공장은 ?"
+
+
+def test_stream_yields_text_then_the_answer(seeded_settings):
+    parts = list(ask_stream("빌더 랩 워크숍은 어디에서 열렸나?", settings=seeded_settings))
+    assert isinstance(parts[-1], Answer)
+    assert "".join(parts[:-1]).strip() == parts[-1].text.strip()
+
+
+def test_cli_ask_json_and_bad_question(seeded_settings, capsys):
+    rc = main(["ask", "스타게이트 프로젝트의 자금 조달 규모는 최대 얼마인가?", "--json", "--store", str(seeded_settings.store_dir)])
+    assert rc == 0
+    d = json.loads(capsys.readouterr().out)
+    assert {"question", "text", "language", "abstained", "citations", "retrieved", "timings_ms"} <= set(d)
+    assert {"n", "article_id", "title", "publisher", "date", "quote", "start", "end"} <= set(d["citations"][0])
+    assert {"article_id", "chunk_id", "text", "score"} <= set(d["retrieved"][0])
+    assert "400억 달러" in d["text"]
+    rc = main(["ask", "   ", "--store", str(seeded_settings.store_dir)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "empty" in err
