@@ -74,6 +74,14 @@ class Outcome:
     retrieved_texts: tuple[str, ...]
     quotes: tuple[str, ...]
     latency_ms: float
+    confidence: float = 1.0
+    abstain_text: str = ""
+
+    def at_threshold(self, threshold: float) -> "Outcome":
+        """This (threshold-0) outcome as ``ask()`` returns it with another abstention threshold."""
+        if self.abstained or self.confidence >= threshold:
+            return self
+        return replace(self, text=self.abstain_text, abstained=True, quotes=())
 
 
 def score(items: list[dict], outcomes: list[Outcome]) -> dict:
@@ -140,19 +148,22 @@ def _aggregate(per: list[dict]) -> dict:
 
 
 # ---- pipelines ------------------------------------------------------------------------------
-def run_ours(items: list[dict], settings: Settings, *, k: int, use_keyword: bool = True,
-             verify: bool = True) -> list[Outcome]:
+def run_ours(items: list[dict], settings: Settings, *, k: int, use_keyword: bool = True) -> list[Outcome]:
+    """Run ``ask()`` on every item. It runs with threshold 0 and the configured threshold is applied
+    afterwards exactly as ``ask()`` applies it, so one run also gives the accuracy/threshold curve."""
+    from rag.answer import ABSTAIN_TEXT
     from rag.ask import ask
 
-    if not verify:
-        settings = replace(settings, abstain_threshold=0.0)
+    settings = replace(settings, abstain_threshold=0.0)
     out = []
     for item in items:
         t0 = time.perf_counter()
         a = ask(item["question"], k=max(k, 10), settings=settings, use_keyword=use_keyword)
         ms = (time.perf_counter() - t0) * 1000
-        out.append(Outcome(a.text, a.abstained, tuple(h.chunk.article_id for h in a.retrieved),
-                           tuple(h.chunk.text for h in a.retrieved[:k]), tuple(c.quote for c in a.citations), ms))
+        o = Outcome(a.text, a.abstained, tuple(h.chunk.article_id for h in a.retrieved),
+                    tuple(h.chunk.text for h in a.retrieved[:k]), tuple(c.quote for c in a.citations), ms,
+                    a.confidence, ABSTAIN_TEXT[a.language])
+        out.append(o)
     return out
 
 
@@ -202,8 +213,17 @@ def evaluate(gold: Path, *, settings: Settings, k: int = 5, store: Path | None =
                 _ingest(seeds, settings, clean)
             else:
                 settings = replace(settings, store_dir=Path(store))
-            outcomes = run_ours(items, settings, k=k, use_keyword=bm25, verify=verify)
+            raw = run_ours(items, settings, k=k, use_keyword=bm25)
+        threshold = settings.abstain_threshold if verify else 0.0
+        outcomes = [o.at_threshold(threshold) for o in raw]
+        curve = [{"threshold": t / 20, "overall_accuracy": score(items, [o.at_threshold(t / 20) for o in raw])["overall_accuracy"],
+                  "answer_accuracy": score(items, [o.at_threshold(t / 20) for o in raw])["answer_accuracy"],
+                  "abstain_recall": score(items, [o.at_threshold(t / 20) for o in raw])["abstain_recall"]}
+                 for t in range(0, 20)]
     report = score(items, outcomes)
+    if pipeline != "naive":
+        report["threshold"] = threshold
+        report["threshold_curve"] = curve
     report["pipeline"] = pipeline + ("" if clean else "+no-clean") + ("" if bm25 else "+no-bm25") + ("" if verify else "+no-verify")
     return report
 
@@ -231,3 +251,43 @@ def format_table(reports: list[dict]) -> str:
     lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths)), "-+-".join("-" * w for w in widths)]
     lines += [" | ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
     return "\n".join(lines)
+
+
+def html_report(reports: list[dict]) -> str:
+    """A small self-contained HTML page: metrics per pipeline (bars) and accuracy against the
+    abstention threshold (lines), as inline SVG; all text is escaped."""
+    from html import escape
+
+    colors = ["#2b6cb0", "#dd6b20", "#38a169", "#805ad5"]
+    metrics = [m for m in METRICS if m != "boilerplate_leak"] + ["boilerplate_leak"]
+    w, h, pad = 900, 320, 40
+    bw = (w - 2 * pad) / len(metrics) / (len(reports) + 1)
+    bars = []
+    for mi, m in enumerate(metrics):
+        x0 = pad + mi * (len(reports) + 1) * bw
+        bars.append(f'<text x="{x0 + bw:.0f}" y="{h - 5}" font-size="10" transform="rotate(-20 {x0 + bw:.0f} {h - 5})">{escape(m)}</text>')
+        for ri, r in enumerate(reports):
+            v = r.get(m) or 0.0
+            bh = v * (h - 2 * pad)
+            bars.append(f'<rect x="{x0 + ri * bw:.1f}" y="{h - pad - bh:.1f}" width="{bw - 2:.1f}" height="{bh:.1f}" '
+                        f'fill="{colors[ri % 4]}"><title>{escape(r["pipeline"])} {escape(m)} {v:.2f}</title></rect>')
+    legend = " ".join(f'<span style="color:{colors[i % 4]}">■ {escape(r["pipeline"])}</span>' for i, r in enumerate(reports))
+    lines = []
+    curve_r = next((r for r in reports if r.get("threshold_curve")), None)
+    if curve_r:
+        for key, col in (("overall_accuracy", "#2b6cb0"), ("answer_accuracy", "#38a169"), ("abstain_recall", "#dd6b20")):
+            pts = " ".join(f'{pad + p["threshold"] * (w - 2 * pad):.1f},{h - pad - (p[key] or 0) * (h - 2 * pad):.1f}'
+                           for p in curve_r["threshold_curve"])
+            lines.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="{pts}"><title>{key}</title></polyline>')
+        tx = pad + curve_r["threshold"] * (w - 2 * pad)
+        lines.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{pad}" y2="{h - pad}" stroke="#999" stroke-dasharray="4"/>')
+    table = escape(format_table(reports))
+    return f"""<!doctype html><html lang="en"><meta charset="utf-8"><title>rag eval</title>
+<body style="font-family:sans-serif;max-width:960px;margin:auto">
+<h1>Evaluation report</h1><p>{legend}</p>
+<h2>Metrics per pipeline</h2><svg width="{w}" height="{h}" role="img">{''.join(bars)}</svg>
+<h2>Accuracy against the abstention threshold</h2>
+<p><span style="color:#2b6cb0">overall accuracy</span> · <span style="color:#38a169">answer accuracy</span> ·
+<span style="color:#dd6b20">abstain recall</span>; dashed: the configured threshold. x from 0 to 1.</p>
+<svg width="{w}" height="{h}" role="img">{''.join(lines)}</svg>
+<h2>Table</h2><pre>{table}</pre></body></html>"""

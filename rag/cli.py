@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-bm25", action="store_true", help="ablation: dense retrieval only")
     p.add_argument("--no-verify", action="store_true", help="ablation: never abstain")
     p.add_argument("--out", metavar="FILE", help="write the JSON report here")
+    p.add_argument("--html", metavar="FILE", help="write an HTML report with charts here")
     p.add_argument("--store", metavar="DIR", help="evaluate this store instead of a fresh one built from seeds/")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
 
@@ -162,7 +163,7 @@ def _cmd_articles(args, settings: Settings) -> int:
 def _cmd_eval(args, settings: Settings) -> int:
     from pathlib import Path
 
-    from eval.runner import evaluate, format_table
+    from eval.runner import evaluate, format_table, html_report
 
     pipelines = ["default", "naive"] if args.pipeline == "both" else [args.pipeline]
     reports = [evaluate(Path(args.gold), settings=settings, k=args.k, store=Path(args.store) if args.store else None,
@@ -171,6 +172,8 @@ def _cmd_eval(args, settings: Settings) -> int:
     payload = reports[0] if len(reports) == 1 else {"pipelines": reports}
     if args.out:
         Path(args.out).write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
+    if args.html:
+        Path(args.html).write_text(html_report(reports), encoding="utf-8")
     if args.json:
         print(json.dumps(payload, ensure_ascii=False, indent=2))
     else:

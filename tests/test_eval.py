@@ -77,3 +77,17 @@ def test_default_pipeline_stays_above_floors(seeded_settings):
         if report[name] > ceiling:
             problems.append(f"{name} {report[name]} > {ceiling}")
     assert not problems, problems
+
+
+def test_html_report_escapes_and_charts():
+    from eval.runner import html_report
+
+    r = {"pipeline": "<script>x</script>", "n": 1, "by_lang": {"ko": {}, "en": {}}, "threshold": 0.35,
+         "threshold_curve": [{"threshold": t / 20, "overall_accuracy": 0.5, "answer_accuracy": 0.4,
+                              "abstain_recall": 0.6} for t in range(20)]}
+    for m in ("hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10", "answer_accuracy", "citation_precision",
+              "abstain_recall", "false_abstain", "overall_accuracy", "boilerplate_leak"):
+        r[m] = 0.5
+    page = html_report([r])
+    assert "<svg" in page and "<polyline" in page and "<rect" in page
+    assert "<script>x</script>" not in page and "&lt;script&gt;" in page
