@@ -169,9 +169,16 @@ def _cmd_eval(args, settings: Settings) -> int:
     reports = [evaluate(Path(args.gold), settings=settings, k=args.k, store=Path(args.store) if args.store else None,
                         pipeline=p, clean=not args.no_clean, bm25=not args.no_bm25, verify=not args.no_verify)
                for p in pipelines]
-    payload = reports[0] if len(reports) == 1 else {"pipelines": reports}
+    keys = ("n", "hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10", "answer_accuracy", "citation_precision",
+            "abstain_recall", "false_abstain", "overall_accuracy", "boilerplate_leak", "latency_p50_ms",
+            "latency_p95_ms", "by_lang", "failures")
+    exact = [{k: r[k] for k in keys} for r in reports]
+    payload = exact[0] if len(exact) == 1 else {r["pipeline"]: e for r, e in zip(reports, exact)}
     if args.out:
-        Path(args.out).write_text(json.dumps(payload, ensure_ascii=False, indent=2), encoding="utf-8")
+        # one file per pipeline, each with exactly the report's keys: FILE, then FILE.naive.json
+        for i, (r, e) in enumerate(zip(reports, exact)):
+            target = Path(args.out) if i == 0 else Path(f"{args.out}.{r['pipeline']}.json")
+            target.write_text(json.dumps(e, ensure_ascii=False, indent=2), encoding="utf-8")
     if args.html:
         Path(args.html).write_text(html_report(reports), encoding="utf-8")
     if args.json:

@@ -91,3 +91,19 @@ def test_html_report_escapes_and_charts():
     page = html_report([r])
     assert "<svg" in page and "<polyline" in page and "<rect" in page
     assert "<script>x</script>" not in page and "&lt;script&gt;" in page
+
+
+@pytest.mark.slow
+def test_cli_eval_writes_exactly_the_report_keys(seeded_settings, tmp_path, capsys):
+    from rag.cli import main
+
+    out = tmp_path / "r.json"
+    html = tmp_path / "r.html"
+    rc = main(["eval", "--gold", str(GOLD), "--store", str(seeded_settings.store_dir), "--out", str(out), "--html", str(html)])
+    assert rc == 0
+    assert list(json.loads(out.read_text())) == ["n", "hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10",
+                                                 "answer_accuracy", "citation_precision", "abstain_recall",
+                                                 "false_abstain", "overall_accuracy", "boilerplate_leak",
+                                                 "latency_p50_ms", "latency_p95_ms", "by_lang", "failures"]
+    assert "<svg" in html.read_text()
+    assert "ans_acc" in capsys.readouterr().out
