@@ -15,7 +15,7 @@ from .korean import analyze, has_hangul
 from .retrieve import HybridRetriever
 from .settings import Settings
 from .store import get_store
-from .types import Answer, Hit
+from .types import Answer
 from .verify import verify_generated
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def ask(question: str, *, k: int | None = None, filters: dict | None = None,
 
 
 def _generative(q, standalone, language, q_vec, hits, store, embedder, settings, timings) -> Answer:
-    from .llm import generate, is_refusal
+    from .llm import generate
 
     t0 = time.perf_counter()
     try:
