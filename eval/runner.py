@@ -152,7 +152,7 @@ def run_ours(items: list[dict], settings: Settings, *, k: int, use_keyword: bool
     """Run ``ask()`` on every item. It runs with threshold 0 and the configured threshold is applied
     afterwards exactly as ``ask()`` applies it, so one run also gives the accuracy/threshold curve."""
     from rag.answer import ABSTAIN_TEXT
-    from rag.ask import ask
+    from rag.qa import ask
 
     settings = replace(settings, abstain_threshold=0.0)
     out = []
@@ -216,10 +216,10 @@ def evaluate(gold: Path, *, settings: Settings, k: int = 5, store: Path | None =
             raw = run_ours(items, settings, k=k, use_keyword=bm25)
         threshold = settings.abstain_threshold if verify else 0.0
         outcomes = [o.at_threshold(threshold) for o in raw]
-        curve = [{"threshold": t / 20, "overall_accuracy": score(items, [o.at_threshold(t / 20) for o in raw])["overall_accuracy"],
-                  "answer_accuracy": score(items, [o.at_threshold(t / 20) for o in raw])["answer_accuracy"],
-                  "abstain_recall": score(items, [o.at_threshold(t / 20) for o in raw])["abstain_recall"]}
-                 for t in range(0, 20)]
+        curve = []
+        for t in range(20):
+            at_t = score(items, [o.at_threshold(t / 20) for o in raw])
+            curve.append({"threshold": t / 20, **{m: at_t[m] for m in ("overall_accuracy", "answer_accuracy", "abstain_recall")}})
     report = score(items, outcomes)
     if pipeline != "naive":
         report["threshold"] = threshold

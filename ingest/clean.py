@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -102,7 +102,6 @@ class _Meta:
     publisher: str | None = None
     reporter: str | None = None
     date: str | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def normalize_line(line: str) -> str:
@@ -165,9 +164,8 @@ def clean_html(html: str, article_id: str, *, embed=None, source_path: str | Non
     publisher = getattr(doc, "sitename", None)
     date = _explicit_html_date(html)
     # Byline lines are often outside trafilatura's main text: look for the stated date there too.
-    visible = trafilatura.html2txt(html) or ""
     if date is None:
-        m = _BYLINE_DATE.search(visible)
+        m = _BYLINE_DATE.search(trafilatura.html2txt(html) or "")
         date = _iso(m) if m else None
     text = doc.text
     if title and not text.lstrip().startswith(title):

@@ -9,7 +9,7 @@ __all__ = ["ask", "ask_stream", "Answer", "Article", "Chunk", "Citation", "Hit",
 
 def __getattr__(name):  # heavy modules load on first use, not at import
     if name in ("ask", "ask_stream"):
-        from . import ask as _ask_module
+        import importlib
 
-        return getattr(_ask_module, name)
+        return getattr(importlib.import_module(".qa", __name__), name)
     raise AttributeError(name)

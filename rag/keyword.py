@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Iterable
 
@@ -26,6 +27,7 @@ class KeywordIndex:
     def build(cls, records: Iterable[tuple[str, list[str], str, int]], generation: str) -> "KeywordIndex":
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # bm25s sets DEBUG on itself at import
         ids, tokens, pubs, dates = [], [], [], []
         for chunk_id, toks, pub, date in records:
             ids.append(chunk_id)

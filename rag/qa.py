@@ -11,7 +11,7 @@ from typing import Iterator
 from . import answer as ex
 from .embed import get_embedder
 from .errors import LLMError, QuestionError
-from .korean import analyze, has_hangul
+from .korean import analyze
 from .retrieve import HybridRetriever
 from .settings import Settings
 from .store import get_store
@@ -49,11 +49,11 @@ def standalone_question(question: str, history: list[tuple[str, str]] | None, se
             return rewrite_followup(question, history, settings)
         except LLMError as e:
             log.warning("follow-up rewrite failed, carrying entities over instead: %s", e)
-    own = [m for m in analyze(question) if m.tag in ("NNG", "NNP", "SL", "SN", "VV", "VA")]
+    mine = analyze(question)
+    own = [m for m in mine if m.tag in ("NNG", "NNP", "SL", "SN", "VV", "VA")]
     if len(own) > 4 and not _FOLLOWUP.search(question):
         return question  # a full question of its own
     previous = history[-1][0]
-    mine = analyze(question)
     new_names = [m.form for m in mine if m.tag in ("NNP", "SL")]
     # A follow-up that asks its own thing ("얼마 동안 진행됐나?") keeps it and borrows only the names;
     # one that does not ("그럼 SK는?") borrows the previous question's ask as well.
@@ -67,10 +67,18 @@ def standalone_question(question: str, history: list[tuple[str, str]] | None, se
                 replaced = True  # the follow-up's own name takes this one's place
                 continue
             carried.append(m.form)
-        elif not asks_own and m.tag in ("NNG", "VV", "VA", "NP") or m.form in ("누구", "어디", "언제", "얼마", "무엇"):
-            if not asks_own:
-                carried.append(m.form + ("다" if m.tag in ("VV", "VA") else ""))
+        elif not asks_own and m.tag in ("NNG", "VV", "VA", "NP"):
+            carried.append(m.form + ("다" if m.tag in ("VV", "VA") else ""))
     return f"{question} ({' '.join(dict.fromkeys(carried))})" if carried else question
+
+
+def _prepare(question: str, history, settings: Settings, k: int, filters, use_keyword: bool = True):
+    """Validate the question, make it standalone and retrieve: the part ask() and ask_stream() share."""
+    q = clean_question(question, settings.max_question_chars)
+    language = ex.question_language(q)
+    standalone = standalone_question(q, history, settings)
+    embedder, store, q_vec, hits, timings = _retrieve(standalone, settings, k, filters, use_keyword)
+    return q, language, standalone, embedder, store, q_vec, hits, timings
 
 
 def _retrieve(question: str, settings: Settings, k: int, filters, use_keyword: bool = True):
@@ -126,10 +134,8 @@ def ask(question: str, *, k: int | None = None, filters: dict | None = None,
     """
     settings = settings or Settings.from_env()
     t_start = time.perf_counter()
-    q = clean_question(question, settings.max_question_chars)
-    language = "ko" if has_hangul(q) else "en"
-    standalone = standalone_question(q, history, settings)
-    embedder, store, q_vec, hits, timings = _retrieve(standalone, settings, k or settings.k, filters, use_keyword)
+    q, language, standalone, embedder, store, q_vec, hits, timings = _prepare(
+        question, history, settings, k or settings.k, filters, use_keyword)
     if not hits:
         ans = _abstain(q, standalone, language, hits, timings, "extractive")
     elif settings.use_llm:
@@ -183,10 +189,8 @@ def ask_stream(question: str, *, k: int | None = None, filters: dict | None = No
     from .llm import stream
 
     t_start = time.perf_counter()
-    q = clean_question(question, settings.max_question_chars)
-    language = "ko" if has_hangul(q) else "en"
-    standalone = standalone_question(q, history, settings)
-    embedder, store, q_vec, hits, timings = _retrieve(standalone, settings, k or settings.k, filters)
+    q, language, standalone, embedder, store, q_vec, hits, timings = _prepare(
+        question, history, settings, k or settings.k, filters)
     pieces: list[str] = []
     try:
         for piece in stream(standalone, hits, language, settings):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rag.ask import ask, ask_stream, clean_question, standalone_question
+from rag.qa import ask, ask_stream, clean_question, standalone_question
 from rag.cli import main
 from rag.errors import QuestionError
 from rag.settings import Settings
@@ -98,3 +98,11 @@ def test_cli_ask_json_and_bad_question(seeded_settings, capsys):
     rc = main(["ask", "   ", "--store", str(seeded_settings.store_dir)])
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1 and "empty" in err
+
+
+def test_public_api_is_the_function():
+    import subprocess
+    import sys
+
+    code = "from rag import ask, ask_stream; import inspect; assert inspect.isfunction(ask) and inspect.isfunction(ask_stream)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
