@@ -24,6 +24,7 @@ ingest: setup
 
 run: ingest
 	$(BIN)/rag ask "샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?"
+	$(BIN)/rag ui --port $${RAG_UI_PORT:-7860}
 
 test: setup
 	$(BIN)/python -m pytest tests

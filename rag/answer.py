@@ -32,6 +32,7 @@ _ASK_TYPES_EN = [("date", re.compile(r"\bwhen\b|what (date|day|year|month|time)|
                  ("number", re.compile(r"how (many|much|long|big|large|high)|what (percentage|share|price|amount|number)", re.I)),
                  ("person", re.compile(r"\bwho(m|se)?\b|which (person|executive|ceo|official)", re.I)),
                  ("place", re.compile(r"\bwhere\b|which (city|country|place|hotel|region)|what (city|country|place)", re.I))]
+_NUMBER_UNIT = re.compile(r"\d[\d,.]*\s*([가-힣A-Za-z%~]*)")
 _DATE_IN_TEXT = re.compile(r"\d+\s*(일|월|년)|\d{4}[.-]\d{1,2}|오전|오후|전날|이날|어제|지난해|올해|작년|\d+\s*시")
 _PLACE_HINT = re.compile(r"[가-힣A-Za-z]+(시|도|군|구|캠퍼스|공장|본사|호텔|센터|주|국)\b|에서")
 _PERSON_HINT = re.compile(r"(회장|사장|대표|CEO|최고경영자|부회장|장관|총재|의원|창업자|기자|부문장|사업부장)")
@@ -53,7 +54,9 @@ def holds_type(text: str, kind: str | None) -> bool:
     if kind is None:
         return True
     if kind == "number":
-        return bool(re.search(r"\d", text)) or any(m.tag in ("SN", "NR") for m in analyze(text))
+        # a quantity, not a day of the month: "36기가와트시", "0.92%", "14만2600원" but not "10일"
+        units = [u for u in _NUMBER_UNIT.findall(text) if not u.startswith(("일", "월", "년"))]
+        return bool(units) or any(m.tag == "NR" for m in analyze(text))
     if kind == "date":
         return bool(_DATE_IN_TEXT.search(text))
     if kind == "person":
@@ -116,7 +119,7 @@ class Weights:
     """Scoring weights and the confidence scale (calibrated on eval/gold.jsonl; see README)."""
 
     coverage: float = 0.12
-    type_match: float = 0.03
+    type_match: float = 0.05
     rank_prior: float = 0.02
     dense_low: float = 0.78
     dense_high: float = 0.90

@@ -56,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", metavar="DIR", help="evaluate this store instead of a fresh one built from seeds/")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
 
+    p = sub.add_parser("ui", help="serve the chat page (loopback by default)")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to bind; anything but loopback requires RAG_UI_USER and RAG_UI_PASSWORD")
+    _common(p)
+
     p = sub.add_parser("articles", help="list the stored articles")
     _common(p)
     return parser
@@ -146,6 +152,15 @@ def _cmd_clean(args, settings: Settings) -> int:
     return 0
 
 
+def _cmd_ui(args, settings: Settings) -> int:
+    from ui.app import launch
+
+    print(f"serving on http://{args.host}:{args.port} (store: {settings.chroma_url or settings.store_dir})", flush=True)
+    launch(settings, host=args.host, port=args.port, user=os.environ.get("RAG_UI_USER"),
+           password=os.environ.get("RAG_UI_PASSWORD"))
+    return 0
+
+
 def _cmd_articles(args, settings: Settings) -> int:
     from .embed import get_embedder
     from .store import get_store
@@ -192,7 +207,7 @@ def _cmd_eval(args, settings: Settings) -> int:
 
 
 def _cmd_ask(args, settings: Settings) -> int:
-    from .ask import ask
+    from .qa import ask
 
     settings = settings.with_(k=args.k, answer_mode=args.mode)
     filters = {"publisher": args.publisher, "since": args.since, "until": args.until}

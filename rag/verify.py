@@ -27,8 +27,10 @@ class Verified:
 
 
 def _overlap(a: str, b: str) -> float:
+    """Share of the claim's content morphemes found in the passage sentence; a claim of fewer than
+    two content morphemes ("HACKED") cannot be supported by overlap alone."""
     ta = set(content_morphemes(a))
-    if not ta:
+    if len(ta) < 2:
         return 0.0
     return len(ta & set(content_morphemes(b))) / len(ta)
 

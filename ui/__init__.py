@@ -1,1 +1,1 @@
-"""The Gradio chat page (issue 5) lives here; it imports from ``rag`` only."""
+"""The Gradio chat page; it imports from ``rag`` (and ``ingest`` for uploads) only through their APIs."""

@@ -1,0 +1,191 @@
+"""The chat page in a real browser: Debian's Chromium driven by Playwright against `rag ui` on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ui.app import chat_markdown, check_exposure, safe_upload_name, sources_html
+from rag.errors import ConfigError
+
+from .conftest import DATA, ROOT, SEEDS
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts" / "ui"
+
+
+def test_markdown_escaping_keeps_markers_as_links():
+    out = chat_markdown("<script>alert(1)</script> **굵게** 평택 [1] [2]")
+    assert "<script>" not in out and "&lt;script&gt;" in out
+    assert "\\*\\*" in out
+    assert "[[1]](#src-1)" in out and "[[2]](#src-2)" in out
+
+
+def test_upload_names_stay_in_the_folder():
+    for bad in ("../../etc/passwd", "..\\..\\x.txt", "/abs/path/a.html", "....txt", ""):
+        name = safe_upload_name(bad)
+        assert "/" not in name and "\\" not in name and not name.startswith(".")
+    assert safe_upload_name("기사 1.txt") == "기사_1.txt"
+
+
+def test_exposure_rules():
+    assert check_exposure("127.0.0.1", None, None) is None
+    with pytest.raises(ConfigError, match="RAG_UI_USER"):
+        check_exposure("0.0.0.0", None, None)
+    assert check_exposure("0.0.0.0", "u", "p") == ("u", "p")
+
+
+def test_sources_panel_escapes_article_html():
+    from rag.types import Answer, Citation
+
+    c = Citation(1, "a", "c", "<b>제목</b>", "신문", "2024-01-01", "<img src=x onerror=alert(1)>", 5, 33,
+                 "앞 문장. <img src=x onerror=alert(1)> 뒤", 0)
+    page = sources_html(Answer("q", "x [1]", "ko", (c,), False, ()))
+    assert "<img" not in page and "&lt;img" in page and "<mark>" in page and "id='src-1'" in page
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed (apt-get install chromium fonts-nanum); .ci/run installs it")
+    root = tmp_path_factory.mktemp("ui")
+    store = root / "store"
+    env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-m", "rag", "ingest", str(SEEDS), "--store", str(store)], check=True, env=env,
+                   capture_output=True)
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "rag", "ui", "--port", str(port), "--store", str(store)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stdout.read().decode(errors="replace"))
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("the UI did not start in 120 s")
+    yield {"url": url, "store": store}
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(server, browser):
+    ctx = browser.new_context(viewport={"width": 1280, "height": 1000})
+    pg = ctx.new_page()
+    dialogs = []
+    pg.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    pg.goto(server["url"])
+    pg.wait_for_selector("textarea")
+    pg.dialogs = dialogs
+    yield pg
+    ctx.close()
+
+
+def _ask(page, question: str, wait_for: str, name: str):
+    from playwright.sync_api import expect
+
+    box = page.locator("#question textarea")
+    box.fill(question)
+    t0 = time.perf_counter()
+    box.press("Enter")
+    bot = page.locator("[data-testid='bot']").last
+    expect(bot).to_contain_text(wait_for, timeout=60_000)
+    elapsed = time.perf_counter() - t0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    print(f"{name}: answer visible {elapsed * 1000:.0f} ms after Enter")
+    return bot
+
+
+@pytest.mark.slow
+def test_korean_question_shows_answer_and_source_card(page):
+    from playwright.sync_api import expect
+
+    _ask(page, "SK하이닉스가 지난해 4분기에 기록한 영업이익은 얼마인가?", "3460억", "korean")
+    expect(page.locator("[data-testid='bot']").last).to_contain_text("[1]")
+    card = page.locator("#sources .source-card").first
+    expect(card).to_contain_text("영업이익 3460억원")
+    expect(card.locator("mark")).to_contain_text("3460억")
+    page.locator("[data-testid='bot']").last.get_by_role("link", name="[1]").click()
+    assert page.url.endswith("#src-1")
+
+
+@pytest.mark.slow
+def test_english_question(page):
+    from playwright.sync_api import expect
+
+    _ask(page, "Which UAE AI company did Altman talk to about funding chip production?", "G42", "english")
+    expect(page.locator("[data-testid='bot']").last).to_contain_text("According to the articles")
+    expect(page.locator("#sources .source-card").first).to_contain_text("G42")
+
+
+@pytest.mark.slow
+def test_unanswerable_question_abstains_visibly(page):
+    from playwright.sync_api import expect
+
+    _ask(page, "송도호 서울시의원의 출판기념회는 어디에서 열렸나?", "찾을 수 없습니다", "abstain")
+    expect(page.locator("#sources .abstain")).to_contain_text("Not found in the articles")
+    expect(page.locator("#sources .source-card").first).to_be_visible()  # closest passages still shown
+
+
+@pytest.mark.slow
+def test_bad_messages_get_clear_errors(page):
+    _ask(page, " ", "empty", "empty_message")
+    _ask(page, "가" * 20000, "limit", "long_message")
+    from playwright.sync_api import expect
+
+    _ask(page, "<img src=x onerror=alert(1)> 평택 공장은?", "찾을 수 없습니다", "html_in_question")
+    expect(page.locator("[data-testid='user']").last).to_contain_text("<img src=x onerror=alert(1)>")
+    assert page.dialogs == []  # nothing in the question ran as script
+    assert page.locator("[data-testid='user'] img").count() == 0
+
+
+@pytest.mark.slow
+def test_upload_then_ask(page, tmp_path):
+    from playwright.sync_api import expect
+
+    upload = tmp_path / "battery.txt"
+    upload.write_text((DATA / "battery_page.txt").read_text(encoding="utf-8"), encoding="utf-8")
+    bad = tmp_path / "empty.txt"
+    bad.write_bytes(b"")
+    page.get_by_text("Add articles").click()
+    page.locator("input[type='file']").set_input_files([str(upload), str(bad)])
+    page.get_by_role("button", name="Add to the store").click()
+    result = page.locator("#ingest-result")
+    expect(result).to_contain_text("battery.txt", timeout=90_000)
+    expect(result).to_contain_text("new")
+    expect(result).to_contain_text("empty")
+    page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
+    _ask(page, "LG에너지솔루션 애리조나 공장의 연간 생산능력은 얼마인가?", "36기가와트시", "ask_uploaded")

@@ -1,0 +1,245 @@
+"""The Gradio chat page: streamed answers with [n] markers, a sources panel, filters, uploads, feedback.
+
+Everything from an article or a user is shown as text: it is HTML-escaped (and markdown-escaped in
+the chat) before it reaches the page, so markup or script inside a document is never rendered or run.
+"""
+
+import html
+import ipaddress
+import json
+import re
+import shutil
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from rag.errors import ConfigError, RagError
+from rag.settings import Settings
+from rag.types import Answer
+
+EXAMPLES = [
+    "샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?",
+    "최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?",
+    "Which UAE AI company did Altman talk to about funding chip production?",
+    "How much funding could the Stargate project raise at most?",
+]
+UPLOAD_SUFFIXES = (".txt", ".html", ".htm")
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+CSS = """
+.source-card {border:1px solid #ccc; border-radius:8px; padding:8px 12px; margin:8px 0;}
+.source-card:target {border-color:#2b6cb0; box-shadow:0 0 0 3px #bee3f8;}
+.source-card mark {background:#fefcbf; padding:0 2px;}
+.abstain {border-left:6px solid #dd6b20; background:#fffaf0; padding:8px 12px; border-radius:4px;}
+.meta {color:#555; font-size:0.9em;}
+"""
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
+_MARK = re.compile(r"\\\[(\d{1,2})\\\]")
+
+
+def chat_markdown(text: str) -> str:
+    """Answer text for the chat: escaped as plain text, with [n] turned into links to source cards."""
+    safe = _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+    return _MARK.sub(lambda m: f"[[{m.group(1)}]](#src-{m.group(1)})", safe)
+
+
+def sources_html(answer: Answer | None) -> str:
+    if answer is None:
+        return "<p class='meta'>Sources appear here.</p>"
+    esc = html.escape
+    parts = []
+    if answer.notice:
+        parts.append(f"<p class='meta'>{esc(answer.notice)}</p>")
+    if answer.abstained:
+        parts.append(f"<div class='abstain'><b>Not found in the articles.</b> {esc(answer.text)}</div>")
+        if answer.retrieved:
+            parts.append("<h4>Closest passages</h4>")
+        for h in answer.retrieved[:3]:
+            c = h.chunk
+            meta = " · ".join(esc(x) for x in (c.publisher, c.date, c.article_id) if x)
+            parts.append(f"<div class='source-card'><b>{esc(c.title)}</b><div class='meta'>{meta}</div>"
+                         f"<p>{esc(c.text)}</p></div>")
+        return "\n".join(parts)
+    for c in answer.citations:
+        rel_s, rel_e = c.start - c.passage_start, c.end - c.passage_start
+        passage = c.passage
+        if 0 <= rel_s < rel_e <= len(passage) and passage[rel_s:rel_e] == c.quote:
+            body = f"{esc(passage[:rel_s])}<mark>{esc(c.quote)}</mark>{esc(passage[rel_e:])}"
+        else:
+            body = f"<mark>{esc(c.quote)}</mark>"
+        meta = " · ".join(esc(x) for x in (c.publisher, c.date, c.article_id) if x)
+        parts.append(f"<div class='source-card' id='src-{c.n}'><b>[{c.n}] {esc(c.title)}</b>"
+                     f"<div class='meta'>{meta}</div><p>{body}</p></div>")
+    return "\n".join(parts)
+
+
+def safe_upload_name(name: str) -> str:
+    """A file name that cannot leave the upload folder (no dirs, no dots-only, safe characters)."""
+    base = Path(str(name).replace("\\", "/")).name
+    base = re.sub(r"[^\w.\-가-힣]", "_", base).lstrip(".")
+    return base[:120] or "upload.txt"
+
+
+class FeedbackLog:
+    """👍/👎 on answers, appended as JSON lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def add(self, liked: bool, answer: Answer) -> None:
+        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S"), "liked": liked, "question": answer.question,
+                  "answer": answer.text, "abstained": answer.abstained,
+                  "citations": [c.to_dict() for c in answer.citations]}
+        with self._lock:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def build_app(settings: Settings):
+    """The Gradio Blocks app for ``settings`` (the store is opened lazily, on first use)."""
+    import gradio as gr
+
+    from ingest.pipeline import ingest_paths
+    from rag.embed import get_embedder
+    from rag.qa import ask_stream
+    from rag.store import get_store
+
+    feedback = FeedbackLog(settings.store_dir.parent / "feedback.jsonl")
+    upload_dir = settings.store_dir.parent / "uploads"
+    ingest_lock = threading.Lock()
+    mode_note = (f"LLM: `{settings.llm_model}` at {settings.llm_base_url}" if settings.llm_configured
+                 else "extractive (offline; no LLM configured)")
+
+    def publishers() -> list[str]:
+        try:
+            arts = get_store(settings, get_embedder(settings)).articles()
+        except RagError:
+            return []
+        return sorted({a["publisher"] for a in arts.values() if a["publisher"]})
+
+    def respond(message, chat, answers, pubs, since, until, k, mode):
+        chat = list(chat or [])
+        answers = list(answers or [])
+        text = message if isinstance(message, str) else ""
+        chat.append({"role": "user", "content": chat_markdown(text[:500] + ("…" if len(text) > 500 else ""))})
+        history = [(a.question, a.text) for a in answers if a is not None][-3:]
+        filters = {"publisher": pubs or None, "since": (since or "").strip() or None, "until": (until or "").strip() or None}
+        run_settings = replace(settings, answer_mode=mode if mode != "llm" or settings.llm_configured else "extractive")
+        chat.append({"role": "assistant", "content": ""})
+        try:
+            shown = ""
+            for piece in ask_stream(text, k=int(k), filters={k_: v for k_, v in filters.items() if v},
+                                    history=history, settings=run_settings):
+                if isinstance(piece, Answer):
+                    answer = piece
+                    break
+                shown += piece
+                chat[-1] = {"role": "assistant", "content": chat_markdown(shown)}
+                yield "", chat, answers, gr.update()
+        except RagError as e:
+            chat[-1] = {"role": "assistant", "content": "**Error** · " + chat_markdown(str(e))}
+            answers.append(None)
+            yield "", chat, answers, f"<div class='abstain'>{html.escape(str(e))}</div>"
+            return
+        prefix = "**Not found** · " if answer.abstained else ""
+        chat[-1] = {"role": "assistant", "content": prefix + chat_markdown(answer.text)}
+        answers.append(answer)
+        yield "", chat, answers, sources_html(answer)
+
+    def on_like(data: gr.LikeData, answers):
+        assistant_turn = data.index // 2 if isinstance(data.index, int) else data.index[0] // 2
+        answers = list(answers or [])
+        if 0 <= assistant_turn < len(answers) and answers[assistant_turn] is not None:
+            feedback.add(bool(data.liked), answers[assistant_turn])
+            return "Thanks: feedback saved."
+        return "Nothing to rate there."
+
+    def add_files(files, progress=gr.Progress()):
+        if not files:
+            return "Choose .txt or .html files first.", gr.update()
+        upload_dir.mkdir(parents=True, exist_ok=True)
+        rows, accepted = [], []
+        for f in files:
+            src = Path(getattr(f, "name", f))
+            name = safe_upload_name(getattr(f, "orig_name", None) or src.name)
+            if not name.lower().endswith(UPLOAD_SUFFIXES):
+                rows.append(f"| {html.escape(name)} | failed | only .txt / .html files are accepted |")
+                continue
+            if src.stat().st_size > MAX_UPLOAD_BYTES:
+                rows.append(f"| {html.escape(name)} | failed | larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB |")
+                continue
+            dest = upload_dir / name
+            shutil.copyfile(src, dest)
+            accepted.append(dest)
+        if accepted:
+            with ingest_lock:
+                report = ingest_paths(accepted, settings, progress=lambda p, n, t: progress(n / max(t, 1), desc=Path(p).name))
+            for r in report.files:
+                msg = r.message or f"{r.chunks} chunks"
+                rows.append(f"| {html.escape(Path(r.path).name)} | {r.status} | {html.escape(msg)} |")
+        table = "| file | result | detail |\n|---|---|---|\n" + "\n".join(rows)
+        return table, gr.update(choices=publishers())
+
+    with gr.Blocks(title="Korean news Q&A") as demo:
+        gr.Markdown("# 뉴스 기사 Q&A · Korean news Q&A\nAnswers quote the exact article sentence they rest on; "
+                    f"when the articles don't hold the answer, it says so. Answer mode: **{mode_note}**.")
+        answers_state = gr.State([])
+        with gr.Row():
+            with gr.Column(scale=3):
+                chatbot = gr.Chatbot(label="Chat", height=460, allow_tags=False, sanitize_html=True, elem_id="chat")
+                msg = gr.Textbox(placeholder="질문을 입력하세요 / Ask a question", show_label=False, lines=1,
+                                 max_lines=4, elem_id="question")
+                gr.Examples(EXAMPLES, inputs=msg)
+                feedback_note = gr.Markdown("")
+            with gr.Column(scale=2):
+                gr.Markdown("### Sources")
+                sources = gr.HTML(sources_html(None), elem_id="sources")
+        with gr.Accordion("Filters and settings", open=False):
+            with gr.Row():
+                pubs = gr.Dropdown(choices=publishers(), multiselect=True, label="Publisher")
+                since = gr.Textbox(label="Since (YYYY-MM-DD)")
+                until = gr.Textbox(label="Until (YYYY-MM-DD)")
+            with gr.Row():
+                k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages to retrieve")
+                modes = ["extractive", "llm"] if settings.llm_configured else ["extractive"]
+                mode = gr.Radio(modes, value="llm" if settings.use_llm else "extractive", label="Answer mode")
+        with gr.Accordion("Add articles", open=False):
+            files = gr.File(file_count="multiple", file_types=list(UPLOAD_SUFFIXES), label="Article pages (.txt / .html)")
+            add = gr.Button("Add to the store")
+            ingest_result = gr.Markdown("", elem_id="ingest-result")
+
+        msg.submit(respond, [msg, chatbot, answers_state, pubs, since, until, k, mode],
+                   [msg, chatbot, answers_state, sources])
+        chatbot.like(on_like, [answers_state], [feedback_note])
+        add.click(add_files, [files], [ingest_result, pubs])
+    return demo
+
+
+def check_exposure(host: str, user: str | None, password: str | None) -> tuple[str, str] | None:
+    """Loopback needs nothing; any other address needs credentials (RAG_UI_USER / RAG_UI_PASSWORD)."""
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        raise ConfigError(f"--host {host!r} is not an IP address or 'localhost'") from None
+    if loopback:
+        return (user, password) if user and password else None
+    if not (user and password):
+        raise ConfigError(f"serving on {host} (not loopback) requires RAG_UI_USER and RAG_UI_PASSWORD to be set")
+    return (user, password)
+
+
+def launch(settings: Settings, *, host: str = "127.0.0.1", port: int = 7860, user: str | None = None,
+           password: str | None = None) -> None:
+    """Serve the page (blocks). Loopback by default; never a public share link."""
+    auth = check_exposure(host, user, password)
+    from rag.embed import get_embedder
+    from rag.korean import get_kiwi
+
+    get_kiwi()  # warm the heavy things before the first question, not during it
+    get_embedder(settings)
+    demo = build_app(settings)
+    demo.queue(default_concurrency_limit=4).launch(
+        server_name=host, server_port=port, share=False, auth=auth, css=CSS, ssr_mode=False, quiet=True,
+        footer_links=[], max_file_size=MAX_UPLOAD_BYTES)
