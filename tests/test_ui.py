@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -68,8 +69,9 @@ def server(tmp_path_factory):
     subprocess.run([sys.executable, "-m", "rag", "ingest", str(SEEDS), "--store", str(store)], check=True, env=env,
                    capture_output=True)
     port = _free_port()
+    log = (root / "ui.log").open("wb")  # a pipe nobody reads would fill and block the server
     proc = subprocess.Popen([sys.executable, "-m", "rag", "ui", "--port", str(port), "--store", str(store)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -78,7 +80,7 @@ def server(tmp_path_factory):
             break
         except OSError:
             if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read().decode(errors="replace"))
+                raise RuntimeError((root / "ui.log").read_text(errors="replace"))
             time.sleep(0.5)
     else:
         proc.kill()
@@ -189,3 +191,19 @@ def test_upload_then_ask(page, tmp_path):
     expect(result).to_contain_text("empty")
     page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
     _ask(page, "LG에너지솔루션 애리조나 공장의 연간 생산능력은 얼마인가?", "36기가와트시", "ask_uploaded")
+
+
+@pytest.mark.slow
+def test_feedback_is_appended_to_jsonl(page, server):
+    from playwright.sync_api import expect
+
+    bot = _ask(page, "최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", "40분", "feedback")
+    feedback = server["store"].parent / "feedback.jsonl"
+    before = feedback.read_text(encoding="utf-8").splitlines() if feedback.exists() else []
+    page.get_by_role("button", name="Like").last.click()
+    expect(page.get_by_text("feedback saved")).to_be_visible(timeout=20_000)
+    lines = feedback.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(before) + 1
+    record = json.loads(lines[-1])
+    assert record["liked"] is True and "40분" in record["answer"]
+    assert record["question"].startswith("최태원") and record["citations"][0]["quote"]
