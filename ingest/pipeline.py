@@ -80,6 +80,7 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
     started = time.perf_counter()
     embedder = get_embedder(settings)
     store = get_store(settings, embedder)
+    store.acquire_writer_lock()  # a second writer on an embedded store fails here, at once
     files, results = collect_files(paths)
     results = list(results)
     seen_ids: dict[str, Path] = {}

@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address to bind; anything but loopback requires RAG_UI_USER and RAG_UI_PASSWORD")
     _common(p)
 
+    p = sub.add_parser("doctor", help="check the store for inconsistencies (and --repair them)")
+    p.add_argument("--repair", action="store_true", help="re-ingest or remove broken articles, delete orphans, rebuild the keyword index")
+    _common(p)
+
     p = sub.add_parser("articles", help="list the stored articles")
     _common(p)
     return parser
@@ -159,6 +163,22 @@ def _cmd_ui(args, settings: Settings) -> int:
     launch(settings, host=args.host, port=args.port, user=os.environ.get("RAG_UI_USER"),
            password=os.environ.get("RAG_UI_PASSWORD"))
     return 0
+
+
+def _cmd_doctor(args, settings: Settings) -> int:
+    from ingest.doctor import check_store
+
+    report = check_store(settings, repair=args.repair)
+    if args.json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(f"{report.articles} articles, {report.chunks} chunks, {report.sentences} sentences in {settings.chroma_url or settings.store_dir}")
+        for p in report.problems:
+            print(f"PROBLEM  {p}")
+        for r in report.repairs:
+            print(f"REPAIRED {r}")
+        print("consistent" if report.ok else ("repaired" if report.repairs else "inconsistent: run rag doctor --repair"))
+    return 0 if report.ok or report.repairs else 1
 
 
 def _cmd_articles(args, settings: Settings) -> int:

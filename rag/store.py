@@ -86,6 +86,7 @@ class ArticleStore:
         self._chunks = None
         self._sentences = None
         self._keyword = None  # (generation, KeywordIndex)
+        self._writer_lock = None
 
     # ---- opening -------------------------------------------------------------------------------
     def _open(self):
@@ -180,6 +181,28 @@ class ArticleStore:
             yield from zip(ids, metas, docs)
             offset += len(ids)
 
+    def all_records(self, which: str = "chunks") -> list[tuple[str, dict, str]]:
+        """(id, metadata, document) of every record of one collection (for ``rag doctor``)."""
+        self._open()
+        col = self._chunks if which == "chunks" else self._sentences
+        out, offset = [], 0
+        while True:
+            got = col.get(include=["metadatas", "documents"], limit=_PAGE, offset=offset)
+            if not got["ids"]:
+                return out
+            out.extend(zip(got["ids"], got["metadatas"], got["documents"]))
+            offset += len(got["ids"])
+
+    def delete_ids(self, which: str, ids: list[str]) -> None:
+        if not ids:
+            return
+        self._open()
+        self.acquire_writer_lock()
+        with self._lock:
+            self._bump_generation()
+            (self._chunks if which == "chunks" else self._sentences).delete(ids=list(ids))
+            self._bump_generation()
+
     def vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
         """Stored chunk vectors by id (for reuse: an unchanged chunk is never re-embedded)."""
         if not chunk_ids:
@@ -196,14 +219,46 @@ class ArticleStore:
         return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
 
     # ---- writing ------------------------------------------------------------------------------
+    def acquire_writer_lock(self) -> None:
+        """Claim the embedded store for writing in this process, or fail at once.
+
+        Chroma's embedded store belongs to one process: a second process's writes break the first's
+        reads. The lock (``flock`` on ``.writer.lock``) is held until this process exits. A Chroma
+        server (``RAG_CHROMA_URL``) takes any number of writers, so no lock is taken there."""
+        if self.settings.chroma_url or self._writer_lock is not None:
+            return
+        import fcntl
+
+        self.settings.store_dir.mkdir(parents=True, exist_ok=True)
+        path = self.settings.store_dir / ".writer.lock"
+        fh = open(path, "a+")
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            fh.close()
+            raise StoreError(
+                f"the store at {self.settings.store_dir} is being written by {holder}; an embedded store takes one "
+                "writer at a time. Wait for it to finish, or run a Chroma server and set RAG_CHROMA_URL.") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}")
+        fh.flush()
+        self._writer_lock = fh
+
     def write_article(self, article_id: str, chunks: list[Chunk], chunk_vecs: np.ndarray,
                       chunk_morphs: list[list[str]], sentence_ids: list[str], sentences: list[Sentence],
                       sentence_vecs: np.ndarray, raw_hash: str, source_path: str | None) -> None:
         """Replace one article's records: new ones are upserted before stale ones are deleted, so a
         crash leaves at worst extra stale records that the next run (or ``article_state``) detects."""
         self._open()
+        self.acquire_writer_lock()
         base = {"article_id": article_id, "raw_hash": raw_hash, "source_path": source_path or ""}
         with self._lock:
+            # Bumped before and after: a crash in between leaves a generation no cached keyword
+            # index carries, so the index is rebuilt from what Chroma really holds.
+            self._bump_generation()
             if sentences:
                 self._sentences.upsert(
                     ids=sentence_ids, embeddings=sentence_vecs,
@@ -220,7 +275,9 @@ class ArticleStore:
 
     def delete_article(self, article_id: str) -> int:
         self._open()
+        self.acquire_writer_lock()
         with self._lock:
+            self._bump_generation()
             n = self._delete_stale(self._chunks, article_id, set())
             self._delete_stale(self._sentences, article_id, set())
             self._bump_generation()
@@ -316,6 +373,7 @@ class ArticleStore:
     def reset(self) -> None:
         """Delete both collections and the keyword cache (used by ``rag ingest --rebuild``)."""
         self._open()
+        self.acquire_writer_lock()
         with self._lock:
             for name in (self.settings.collection, f"{self.settings.collection}__sentences"):
                 try:

@@ -238,7 +238,10 @@ def launch(settings: Settings, *, host: str = "127.0.0.1", port: int = 7860, use
     from rag.korean import get_kiwi
 
     get_kiwi()  # warm the heavy things before the first question, not during it
-    get_embedder(settings)
+    from rag.store import get_store
+
+    # the page can add articles, so it owns the embedded store for writing while it runs
+    get_store(settings, get_embedder(settings)).acquire_writer_lock()
     demo = build_app(settings)
     demo.queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, share=False, auth=auth, css=CSS, ssr_mode=False, quiet=True,

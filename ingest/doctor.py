@@ -1,0 +1,100 @@
+"""``rag doctor``: check that the store is consistent, and repair it.
+
+Checks: every article's chunks and sentences come from one version of its file and are all there
+(none missing, none left over from an older version); no sentence without its article; every chunk
+record's offsets match its text; the keyword index holds exactly the chunks Chroma holds.
+Repair re-ingests an inconsistent article from its source file when the file still exists, and
+otherwise removes its records; orphans are deleted; the keyword index is rebuilt.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.embed import get_embedder
+from rag.settings import Settings
+from rag.store import get_store
+
+
+@dataclass
+class DoctorReport:
+    articles: int = 0
+    chunks: int = 0
+    sentences: int = 0
+    problems: list[str] = field(default_factory=list)
+    repairs: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"ok": self.ok, "articles": self.articles, "chunks": self.chunks, "sentences": self.sentences,
+                "problems": self.problems, "repairs": self.repairs}
+
+
+def check_store(settings: Settings, repair: bool = False) -> DoctorReport:
+    """Check (and with ``repair``, fix) the store at ``settings``; returns what was found and done."""
+    store = get_store(settings, get_embedder(settings))
+    chunks = store.all_records("chunks")
+    sentences = store.all_records("sentences")
+    report = DoctorReport(chunks=len(chunks), sentences=len(sentences))
+    by_article: dict[str, list[tuple[str, dict, str]]] = defaultdict(list)
+    for rec in chunks:
+        by_article[rec[1].get("article_id", "")].append(rec)
+    sents_by_article: dict[str, list[tuple[str, dict, str]]] = defaultdict(list)
+    for rec in sentences:
+        sents_by_article[rec[1].get("article_id", "")].append(rec)
+    report.articles = len(by_article)
+
+    broken: dict[str, str | None] = {}
+    for article_id, recs in by_article.items():
+        metas = [m for _, m, _ in recs]
+        hashes = {m.get("raw_hash") for m in metas}
+        expected = {m.get("n_chunks") for m in metas}
+        why = None
+        if len(hashes) > 1:
+            why = f"chunks from {len(hashes)} versions of the file (an interrupted update)"
+        elif expected != {len(recs)}:
+            why = f"{len(recs)} chunks stored, {sorted(expected)} expected"
+        else:
+            sents = sents_by_article.get(article_id, [])
+            n_sent = metas[0].get("n_sentences", 0)
+            if len(sents) != n_sent or any(m.get("raw_hash") not in hashes for _, m, _ in sents):
+                why = f"{len(sents)} sentences stored, {n_sent} expected from this version"
+            elif any(m["end"] - m["start"] != len(doc) for _, m, doc in recs):
+                why = "chunk offsets do not match chunk text"
+        if why:
+            report.problems.append(f"article {article_id}: {why}")
+            broken[article_id] = metas[0].get("source_path") or None
+    orphans = [sid for aid, recs in sents_by_article.items() if aid not in by_article for sid, _, _ in recs]
+    if orphans:
+        report.problems.append(f"{len(orphans)} sentence records belong to no stored article")
+
+    index = store.keyword_index()
+    if set(index.ids) != {cid for cid, _, _ in chunks}:
+        report.problems.append("the keyword index does not hold exactly the stored chunks")
+
+    if repair and report.problems:
+        _repair(settings, store, broken, orphans, report)
+    return report
+
+
+def _repair(settings, store, broken: dict[str, str | None], orphans: list[str], report: DoctorReport) -> None:
+    from .pipeline import ingest_paths
+
+    store.delete_ids("sentences", orphans)
+    if orphans:
+        report.repairs.append(f"deleted {len(orphans)} orphan sentence records")
+    for article_id, source in broken.items():
+        store.delete_article(article_id)
+        if source and Path(source).exists():
+            result = ingest_paths([source], settings)
+            status = result.files[0].status if result.files else "failed"
+            report.repairs.append(f"article {article_id}: re-ingested from {source} ({status})")
+        else:
+            report.repairs.append(f"article {article_id}: removed (source file {source or '?'} is gone)")
+    store.keyword_index()  # rebuilt for the current generation
+    report.repairs.append("keyword index rebuilt from the store")
