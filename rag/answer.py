@@ -174,7 +174,8 @@ def choose_evidence(cands: list[Candidate], max_sentences: int = 2, margin: floa
     for c in cands[1:]:
         if len(chosen) >= max_sentences or c.score < cands[0].score - margin:
             break
-        if c.hit.chunk.article_id != chosen[0].hit.chunk.article_id and c.confidence >= cands[0].confidence * 0.8:
+        if (c.hit.chunk.article_id != chosen[0].hit.chunk.article_id and c.type_ok and not c.missing
+                and c.confidence >= cands[0].confidence * 0.8):
             chosen.append(c)
     return chosen
 

@@ -207,3 +207,36 @@ def test_feedback_is_appended_to_jsonl(page, server):
     record = json.loads(lines[-1])
     assert record["liked"] is True and "40분" in record["answer"]
     assert record["question"].startswith("최태원") and record["citations"][0]["quote"]
+
+
+@pytest.mark.slow
+def test_fifty_concurrent_questions_through_the_api(server):
+    """Load: 50 questions at once through the running app's API (gradio_client on loopback)."""
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    cases = [("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", "ko", "40분"),
+             ("SK하이닉스가 지난해 4분기에 기록한 영업이익은 얼마인가?", "ko", "3460억"),
+             ("Which UAE AI company did Altman talk to about funding chip production?", "en", "G42"),
+             ("How much funding could the Stargate project raise at most?", "en", "400억"),
+             ("송도호 서울시의원의 출판기념회는 어디에서 열렸나?", "ko", "찾을 수 없습니다")]
+    jobs = [cases[i % len(cases)] for i in range(50)]
+    client = Client(server["url"], verbose=False)
+
+    def one(case):
+        t0 = time.perf_counter()
+        out = client.predict(case[0], 5, api_name="/ask")
+        return case, out, (time.perf_counter() - t0) * 1000
+
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        results = list(pool.map(one, jobs, timeout=300))
+    latencies = sorted(ms for _, _, ms in results)
+    for (question, lang, expected), out, _ in results:
+        assert "error" not in out, out
+        assert out["question"] == question  # no answers swapped between sessions
+        assert out["language"] == lang and expected in out["text"]
+    p50, p95 = statistics.median(latencies), latencies[int(0.95 * len(latencies)) - 1]
+    print(f"50 concurrent questions: p50 {p50:.0f} ms, p95 {p95:.0f} ms")

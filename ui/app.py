@@ -103,7 +103,7 @@ def build_app(settings: Settings):
 
     from ingest.pipeline import ingest_paths
     from rag.embed import get_embedder
-    from rag.qa import ask_stream
+    from rag.qa import ask, ask_stream
     from rag.store import get_store
 
     feedback = FeedbackLog(settings.store_dir.parent / "feedback.jsonl")
@@ -210,6 +210,14 @@ def build_app(settings: Settings):
             add = gr.Button("Add to the store")
             ingest_result = gr.Markdown("", elem_id="ingest-result")
 
+        def api_ask(question: str, k: int = 5) -> dict:
+            """One question in, the Answer as JSON out (errors as {"error": message})."""
+            try:
+                return ask(question, k=int(k), settings=settings).to_dict()
+            except RagError as e:
+                return {"error": str(e)}
+
+        gr.api(api_ask, api_name="ask")
         msg.submit(respond, [msg, chatbot, answers_state, pubs, since, until, k, mode],
                    [msg, chatbot, answers_state, sources])
         chatbot.like(on_like, [answers_state], [feedback_note])
