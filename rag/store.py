@@ -231,6 +231,11 @@ class ArticleStore:
 
         self.settings.store_dir.mkdir(parents=True, exist_ok=True)
         path = self.settings.store_dir / ".writer.lock"
+        key = str(path.resolve())
+        with _stores_lock:  # the lock belongs to the process, not to one ArticleStore object
+            if key in _writer_locks:
+                self._writer_lock = _writer_locks[key]
+                return
         fh = open(path, "a+")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -245,6 +250,8 @@ class ArticleStore:
         fh.truncate()
         fh.write(f"pid {os.getpid()}")
         fh.flush()
+        with _stores_lock:
+            _writer_locks[key] = fh
         self._writer_lock = fh
 
     def write_article(self, article_id: str, chunks: list[Chunk], chunk_vecs: np.ndarray,
@@ -396,6 +403,7 @@ def chunk_from_record(chunk_id: str, document: str, meta: dict) -> Chunk:
 
 _stores: dict[tuple, ArticleStore] = {}
 _stores_lock = threading.Lock()
+_writer_locks: dict[str, object] = {}  # lock file path -> open handle holding the flock
 
 
 def get_store(settings: Settings, embedder) -> ArticleStore:
