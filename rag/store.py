@@ -40,6 +40,21 @@ class StoredSentence:
 
 
 @dataclass(frozen=True)
+class ArticleRecords:
+    """Everything stored for one article: its chunks and sentences with their vectors."""
+
+    article_id: str
+    chunks: list[Chunk]
+    chunk_vecs: np.ndarray
+    chunk_morphs: list[list[str]]
+    sentence_ids: list[str]
+    sentences: list[Sentence]
+    sentence_vecs: np.ndarray
+    raw_hash: str
+    source_path: str | None
+
+
+@dataclass(frozen=True)
 class ArticleState:
     """What the store holds for one article: enough to tell unchanged from changed or half-written."""
 
@@ -257,28 +272,58 @@ class ArticleStore:
     def write_article(self, article_id: str, chunks: list[Chunk], chunk_vecs: np.ndarray,
                       chunk_morphs: list[list[str]], sentence_ids: list[str], sentences: list[Sentence],
                       sentence_vecs: np.ndarray, raw_hash: str, source_path: str | None) -> None:
-        """Replace one article's records: new ones are upserted before stale ones are deleted, so a
-        crash leaves at worst extra stale records that the next run (or ``article_state``) detects."""
+        """Replace one article's records (see ``write_articles``)."""
+        self.write_articles([ArticleRecords(article_id, chunks, chunk_vecs, chunk_morphs, sentence_ids, sentences,
+                                            sentence_vecs, raw_hash, source_path)])
+
+    def write_articles(self, batch: list["ArticleRecords"]) -> None:
+        """Replace the records of several articles in a few Chroma calls (each call is a transaction
+        costing tens of milliseconds, so one per article made store writes ingest's largest cost
+        outside the model). New records are upserted before stale ones are deleted, so a crash leaves
+        at worst extra stale records or an incomplete article, both of which ``article_state`` detects."""
+        if not batch:
+            return
         self._open()
         self.acquire_writer_lock()
-        base = {"article_id": article_id, "raw_hash": raw_hash, "source_path": source_path or ""}
+        s_ids, s_vecs, s_docs, s_meta = [], [], [], []
+        c_ids, c_vecs, c_docs, c_meta = [], [], [], []
+        keep: dict[str, set[str]] = {}
+        for rec in batch:
+            base = {"article_id": rec.article_id, "raw_hash": rec.raw_hash, "source_path": rec.source_path or ""}
+            s_ids += rec.sentence_ids
+            s_vecs += list(rec.sentence_vecs)
+            s_docs += [s.text for s in rec.sentences]
+            s_meta += [{**base, "start": s.start, "end": s.end} for s in rec.sentences]
+            c_ids += [c.chunk_id for c in rec.chunks]
+            c_vecs += list(rec.chunk_vecs)
+            c_docs += [c.text for c in rec.chunks]
+            c_meta += [self._chunk_meta(c, base, len(rec.chunks), len(rec.sentences), m)
+                       for c, m in zip(rec.chunks, rec.chunk_morphs)]
+            keep[rec.article_id] = {c.chunk_id for c in rec.chunks} | set(rec.sentence_ids)
         with self._lock:
             # Bumped before and after: a crash in between leaves a generation no cached keyword
             # index carries, so the index is rebuilt from what Chroma really holds.
             self._bump_generation()
-            if sentences:
-                self._sentences.upsert(
-                    ids=sentence_ids, embeddings=sentence_vecs,
-                    documents=[s.text for s in sentences],
-                    metadatas=[{**base, "start": s.start, "end": s.end} for s in sentences])
-            self._chunks.upsert(
-                ids=[c.chunk_id for c in chunks], embeddings=chunk_vecs,
-                documents=[c.text for c in chunks],
-                metadatas=[self._chunk_meta(c, base, len(chunks), len(sentences), m)
-                           for c, m in zip(chunks, chunk_morphs)])
-            self._delete_stale(self._chunks, article_id, {c.chunk_id for c in chunks})
-            self._delete_stale(self._sentences, article_id, set(sentence_ids))
+            self._upsert(self._sentences, s_ids, s_vecs, s_docs, s_meta)
+            self._upsert(self._chunks, c_ids, c_vecs, c_docs, c_meta)
+            for col in (self._chunks, self._sentences):
+                self._delete_stale_many(col, keep)
             self._bump_generation()
+
+    def _upsert(self, col, ids, vecs, docs, metas) -> None:
+        step = max(1, min(self._client.get_max_batch_size(), 4000))
+        for i in range(0, len(ids), step):
+            col.upsert(ids=ids[i : i + step], embeddings=np.asarray(vecs[i : i + step], dtype=np.float32),
+                       documents=docs[i : i + step], metadatas=metas[i : i + step])
+
+    @staticmethod
+    def _delete_stale_many(collection, keep: dict[str, set[str]]) -> None:
+        ids = list(keep)
+        where = {"article_id": {"$in": ids}} if len(ids) > 1 else {"article_id": ids[0]}
+        got = collection.get(where=where, include=["metadatas"])
+        stale = [i for i, m in zip(got["ids"], got["metadatas"]) if i not in keep.get(m.get("article_id"), ())]
+        if stale:
+            collection.delete(ids=stale)
 
     def delete_article(self, article_id: str) -> int:
         self._open()
@@ -359,13 +404,15 @@ class ArticleStore:
         with self._lock:
             if self._keyword is not None and self._keyword[0] == gen:
                 return self._keyword[1]
-            folder = self._keyword_dir()
+            base = self._keyword_dir()
+            folder = base / gen  # one folder per generation, published atomically
             index = KeywordIndex.load(folder, gen)
             if index is None:
                 index = KeywordIndex.build(
                     ((i, m.get("morphs", "").split(), m.get("publisher") or "", int(m.get("date_int") or 0))
                      for i, m, _ in self._scan(include=["metadatas"])), gen)
                 index.save(folder)
+                _prune_keyword_dirs(base, keep=gen)
             self._keyword = (gen, index)
             return index
 
@@ -389,6 +436,21 @@ class ArticleStore:
                     log.warning("could not delete collection %s: %s", name, e)
             shutil.rmtree(self._keyword_dir(), ignore_errors=True)
             self._chunks = self._sentences = self._keyword = None
+
+
+def _prune_keyword_dirs(base: Path, keep: str, grace_s: float = 60.0) -> None:
+    """Remove other generations' index folders once they are a minute old (another process may be
+    loading one it has just found)."""
+    import time
+
+    now = time.time()
+    for d in base.iterdir() if base.exists() else ():
+        if d.is_file():  # the layout before per-generation folders
+            d.unlink(missing_ok=True)
+        elif d.name != keep and not d.name.startswith(".tmp-") and now - d.stat().st_mtime > grace_s:
+            shutil.rmtree(d, ignore_errors=True)
+        elif d.name.startswith(".tmp-") and now - d.stat().st_mtime > 3600:
+            shutil.rmtree(d, ignore_errors=True)  # left by a killed process
 
 
 def chunk_from_record(chunk_id: str, document: str, meta: dict) -> Chunk:

