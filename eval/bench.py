@@ -67,8 +67,9 @@ def _konlpy_texts(cache: Path) -> list[tuple[str, str]]:
 
 
 def source_documents(cache: Path, konlpy: bool = True) -> list[list[str]]:
-    """Each source document as its list of sentences: only sentences that Kiwi keeps whole and that
-    split back into themselves at a sentence boundary, so the vector cache can find them again."""
+    """Each source document as its list of sentences: only sentences that end in sentence punctuation,
+    that Kiwi keeps whole and that split back into themselves, so the vector cache finds them again
+    in any text built by joining them."""
     from ingest.pipeline import clean_file
     from rag.korean import split_sentences
     from rag.settings import Settings
@@ -82,7 +83,8 @@ def source_documents(cache: Path, konlpy: bool = True) -> list[list[str]]:
         for para in re.split(r"\n\s*\n|\n", text):
             for s in split_sentences(para.strip()):
                 t = s.text
-                if 20 <= len(t) <= 300 and _PIECES.split(t) == [t] and len(split_sentences(t)) == 1:
+                if (20 <= len(t) <= 300 and t[-1] in ".!?。" and _PIECES.split(t) == [t]
+                        and len(split_sentences(t)) == 1):
                     sents.append(t)
         if len(sents) >= 6:
             docs.append(sents)

@@ -367,11 +367,9 @@ class ArticleStore:
     # ---- searching -----------------------------------------------------------------------------
     def dense_search(self, vector: np.ndarray, k: int, filters: dict | None = None) -> list[tuple[Chunk, float]]:
         self._open()
-        n = self._chunks.count()
-        if n == 0:
-            return []
+        # no count() first: it costs a scan at 100k chunks, and Chroma returns fewer when it has fewer
         got = self._chunks.query(query_embeddings=[np.asarray(vector, dtype=np.float32)],
-                                 n_results=min(k, n), where=build_where(filters),
+                                 n_results=k, where=build_where(filters),
                                  include=["documents", "metadatas", "distances"])
         return [(chunk_from_record(i, d, m), 1.0 - float(dist)) for i, d, m, dist in
                 zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]

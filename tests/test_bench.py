@@ -1,0 +1,82 @@
+"""`rag bench` at toy sizes: the corpus is deterministic, the vector cache gives real vectors, and a
+run produces every number for both pipelines plus the report and chart."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import xml.dom.minidom
+
+import numpy as np
+import pytest
+
+from eval import bench
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def docs(tmp_path_factory):
+    return bench.source_documents(tmp_path_factory.mktemp("bench-cache"), konlpy=False)
+
+
+def test_corpus_is_deterministic_and_looks_like_news_pages(docs, tmp_path):
+    a = bench.build_corpus(tmp_path / "a", 12, docs, seed=3)
+    b = bench.build_corpus(tmp_path / "b", 12, docs, seed=3)
+    assert [p.read_text() for p in a] == [p.read_text() for p in b]
+    c = bench.build_corpus(tmp_path / "c", 12, docs, seed=4)
+    assert [p.read_text() for p in a] != [p.read_text() for p in c]
+    page = a[0].read_text()
+    assert "입력 20" in page and "무단전재" in page and "기자]" in page
+    from ingest.clean import clean_text
+
+    article = clean_text(page, "x").article
+    assert article.date and article.publisher in bench.PUBLISHERS and "무단전재" not in article.text
+
+
+def test_vector_cache_gives_the_real_vectors_of_known_sentences(docs, embedder, tmp_path):
+    path = bench.pool_vectors(docs[:1], tmp_path, embedder)
+    pool = bench.load_pool(path)
+    cached = bench.make_cached_embedder(embedder, pool)
+    one, two = docs[0][0], docs[0][1]
+    got = cached.embed_passages([one, f"{one} {two}", "캐시에 없는 제목"])
+    assert np.allclose(got[0], pool[one], atol=1e-6)
+    both = pool[one] + pool[two]
+    assert np.allclose(got[1], both / np.linalg.norm(both), atol=1e-5)
+    assert abs(float(np.linalg.norm(got[2])) - 1.0) < 1e-5 and cached.missed == 1
+    q = cached.embed_queries(["평택 공장"])[0]  # questions go to the real model
+    assert np.allclose(q, embedder.embed_queries(["평택 공장"])[0], atol=1e-6)
+
+
+def test_bench_run_reports_both_pipelines_at_each_level(tmp_path):
+    out = tmp_path / "BENCH.md"
+    run = subprocess.run([sys.executable, "-m", "rag", "bench", "--levels", "30,90", "--real-embed-up-to", "30",
+                          "--queries", "4", "--no-konlpy", "--workdir", str(tmp_path / "work"), "--out", str(out),
+                          "--json", str(tmp_path / "b.json")], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    data = json.loads((tmp_path / "b.json").read_text())
+    rows = {(r["level"], r["pipeline"]): r for r in data["rows"]}
+    assert set(rows) == {(30, "ours"), (30, "naive"), (90, "ours"), (90, "naive")}
+    for (level, pipeline), r in rows.items():
+        assert r["chunks"] > 0 and r["ingest_s"] > 0 and r["peak_rss_mb"] > 100 and r["store_bytes"] > 0
+        assert 0 < r["retrieve_p50"] <= r["retrieve_p95"] and 0 < r["ask_p50"] <= r["ask_p95"]
+        assert r["cached"] == (level > 30)
+        if pipeline == "ours":
+            assert r["failed"] == 0 and 0.4 * level <= r["chunks"] <= 2.5 * level
+            assert 0 < r["non_embed_share"] < 1 and r["cold_start_s"] > 0
+            assert set(r["stages"]) >= {"model", "clean", "write", "keyword_index"}
+    assert rows[(30, "ours")]["embed_s"] > 0 and rows[(90, "ours")]["cache_found"] > rows[(90, "ours")]["cache_missed"]
+    assert data["meta"]["model"]["chunks_per_s"] > 0
+    text = out.read_text()
+    assert "| level | pipeline |" in text and "Ratios, ours / plain LangChain" in text and "rag bench" in text
+    xml.dom.minidom.parse(str(out.with_suffix(".svg")))  # a well-formed chart
+
+
+def test_make_page_varies_length_and_sources(docs):
+    rng = random.Random(0)
+    pages = [bench.make_page(i, docs, rng) for i in range(30)]
+    assert len(set(pages)) == 30 and len({len(p) // 200 for p in pages}) > 3

@@ -1,0 +1,144 @@
+"""Chroma server mode (RAG_CHROMA_URL): a real `chroma run` on a loopback port, with ingest, ask(),
+two UI worker processes and a concurrent ingest all against it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ingest.pipeline import ingest_paths
+from rag.embed import get_embedder
+from rag.qa import ask
+from rag.settings import Settings
+from rag.store import get_store
+
+from .conftest import DATA, SEEDS
+
+pytestmark = pytest.mark.slow
+ENV = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+SEED_Q = ("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", "40분")
+NEW_Q = ("LG에너지솔루션이 원통형 배터리 공장을 짓기 시작한 곳은 어디인가?", "애리조나")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(log.read_text(errors="replace")[-3000:])
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{url} did not answer in {seconds} s: {log.read_text(errors='replace')[-2000:]}")
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("chroma-server")
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    assert chroma, "the chroma command (installed with chromadb) is missing"
+    port = _free_port()
+    log = root / "chroma.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen([chroma, "run", "--path", str(root / "data"), "--host", "127.0.0.1", "--port", str(port)],
+                                env=ENV, stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    _wait(f"{url}/api/v2/heartbeat", proc, log)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_ingest_and_ask_through_a_chroma_server(chroma_server, tmp_path):
+    s = Settings(store_dir=tmp_path / "local" / "store", chroma_url=chroma_server, collection="srv_one")
+    report = ingest_paths([SEEDS], s)
+    assert not report.failed and report.count("new") == 5 and report.chunks_written > 20
+    a = ask("샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?", settings=s)
+    assert not a.abstained and "평택" in a.citations[0].quote
+    store = get_store(s, get_embedder(s))
+    assert set(store.keyword_index().ids) == {cid for cid, _, _ in store.all_records("chunks")}
+    # the records live in the server: no embedded store (and no writer lock) was created locally
+    assert not (s.store_dir / "chroma.sqlite3").exists() and not (s.store_dir / ".writer.lock").exists()
+    again = ingest_paths([SEEDS], s)
+    assert again.count("unchanged") == 5 and again.chunks_written == 0
+
+
+def _ask_ui(url: str, question: str) -> dict:
+    from gradio_client import Client
+
+    return Client(url, verbose=False).predict(question, 5, api_name="/ask")
+
+
+def test_ui_workers_and_a_concurrent_ingest_share_one_server(chroma_server, tmp_path):
+    env = {**ENV, "RAG_CHROMA_URL": chroma_server, "RAG_COLLECTION": "srv_two", "RAG_STORE": str(tmp_path / "store")}
+    first = subprocess.run([sys.executable, "-m", "rag", "ingest", str(SEEDS)], env=env, capture_output=True,
+                           text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    workers = []
+    try:
+        for i in range(2):  # two UI worker processes, each with its own process-local keyword index
+            port = _free_port()
+            log = tmp_path / f"ui{i}.log"
+            with log.open("wb") as fh:
+                proc = subprocess.Popen([sys.executable, "-m", "rag", "ui", "--port", str(port)], env=env,
+                                        stdout=fh, stderr=subprocess.STDOUT)
+            workers.append((f"http://127.0.0.1:{port}/", proc, log))
+        for url, proc, log in workers:
+            _wait(url, proc, log)
+        for url, _, _ in workers:
+            assert NEW_Q[1] not in _ask_ui(url, NEW_Q[0])["text"]  # not ingested yet
+
+        new = tmp_path / "new"
+        new.mkdir()
+        shutil.copy(DATA / "battery_page.txt", new / "battery_page.txt")
+        for p in sorted(SEEDS.glob("*.txt"))[:2]:  # changed copies: more to write, more generations
+            (new / f"copy_{p.name}").write_text(p.read_text(encoding="utf-8").replace("올트먼", "알트만"), encoding="utf-8")
+        ingest = subprocess.Popen([sys.executable, "-m", "rag", "ingest", str(new)], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        during, errors = [], []
+
+        def keep_asking(url):
+            while ingest.poll() is None:
+                try:
+                    during.append(_ask_ui(url, SEED_Q[0]))
+                except Exception as e:  # any failure while the other process writes is a bug
+                    errors.append(repr(e))
+
+        threads = [threading.Thread(target=keep_asking, args=(url,)) for url, _, _ in workers]
+        for t in threads:
+            t.start()
+        out, err = ingest.communicate(timeout=300)
+        for t in threads:
+            t.join(timeout=60)
+        assert ingest.returncode == 0, err
+        assert not errors, errors[:3]
+        assert during and all(SEED_Q[1] in d["text"] for d in during), [d["text"] for d in during if SEED_Q[1] not in d["text"]][:2]
+
+        for url, _, _ in workers:  # each worker sees the other process's writes
+            got = _ask_ui(url, NEW_Q[0])
+            assert NEW_Q[1] in got["text"], got
+            assert any(c["article_id"] == "battery_page" for c in got["citations"])
+        cache = tmp_path / "keyword-cache"
+        assert cache.exists() and not list(cache.rglob(".tmp-*"))
+    finally:
+        for _, proc, _ in workers:
+            proc.terminate()
+        for _, proc, _ in workers:
+            proc.wait(timeout=30)
