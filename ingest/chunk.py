@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from rag.korean import content_morphemes, content_of, split_analyzed
+from rag.store import content_id
 from rag.types import Article, Chunk, Sentence
 
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
@@ -29,8 +29,7 @@ def chunk_morphemes(article: Article, chunks: list[Chunk]) -> list[list[str]]:
     return [title + [t for s in c.sentences for t in by_span.get((s.start, s.end), ())] for c in chunks]
 
 
-def _hash(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+_hash = content_id  # ids are content hashes (rag.store reads sentences back by the same id)
 
 
 def sentence_ids(article: Article, sentences: list[Sentence]) -> list[str]:

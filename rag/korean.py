@@ -69,7 +69,7 @@ def split_analyzed(text: str, offset: int = 0) -> list[tuple[Sentence, tuple["Mo
     sentence splitting and keyword indexing of the same paragraph analyse it once)."""
     if not text.strip():
         return []
-    parsed = _parse(text) if normalize(text) == text else _parse_raw(text)
+    parsed = _parse(text)  # cached: keyword indexing re-reads the sentences the split produced
     out = []
     for start, end, morphs in parsed:
         # Kiwi's offsets are into the string given; trim surrounding whitespace.
@@ -87,7 +87,7 @@ def analyze(text: str) -> list[Morph]:
     return [m for _, _, morphs in _parse(normalize(text)) for m in morphs]
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=8192)  # an article's paragraphs are parsed once for cleaning, splitting and indexing
 def _parse(text: str) -> tuple[tuple[int, int, tuple[Morph, ...]], ...]:
     return _parse_raw(text)
 

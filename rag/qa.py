@@ -118,7 +118,7 @@ def _abstain(question, standalone, language, hits, timings, mode, notice=None, c
 
 def _extractive(question, standalone, language, q_vec, hits, store, settings, timings, notice=None) -> Answer:
     t0 = time.perf_counter()
-    svecs = {(s.article_id, s.start): s.vector for s in store.sentences_of(sorted({h.chunk.article_id for h in hits}))}
+    svecs = store.sentence_vectors_for([h.chunk for h in hits])
     cands = ex.score_sentences(standalone, q_vec, hits, svecs)
     chosen = ex.choose_evidence(cands)
     timings["answer"] = (time.perf_counter() - t0) * 1000

@@ -52,9 +52,12 @@ class DenseRetriever(_OurRetriever):
 class KeywordRetriever(_OurRetriever):
     """BM25 over Kiwi content morphemes (particles and endings dropped)."""
 
-    def search(self, query: str, k: int | None = None, filters: dict | None = None) -> list[Hit]:
+    def search(self, query: str, k: int | None = None, filters: dict | None = None,
+               known: dict | None = None) -> list[Hit]:
+        """``known``: chunks already fetched (by the dense search), so only the others are read."""
         results = self.store.keyword_search(content_morphemes(query), k or self.k, filters)
-        chunks = self.store.get_chunks([cid for cid, _ in results])
+        known = known or {}
+        chunks = {**known, **self.store.get_chunks([cid for cid, _ in results if cid not in known])}
         return [Hit(chunks[cid], score, keyword_rank=i + 1)
                 for i, (cid, score) in enumerate(results) if cid in chunks]
 
@@ -83,7 +86,8 @@ class HybridRetriever(_OurRetriever):
         n = max(self.candidates, k)
         dense = DenseRetriever(store=self.store, embedder=self.embedder).search(query, n, filters, vector)
         w_kw = self.keyword_weight(query)
-        keyword = KeywordRetriever(store=self.store, embedder=self.embedder).search(query, n, filters) if w_kw > 0 else []
+        keyword = KeywordRetriever(store=self.store, embedder=self.embedder).search(
+            query, n, filters, known={h.chunk.chunk_id: h.chunk for h in dense}) if w_kw > 0 else []
         fused: dict[str, dict] = {}
         for h in dense:
             fused[h.chunk.chunk_id] = {"chunk": h.chunk, "score": 1.0 / (RRF_K + h.dense_rank),

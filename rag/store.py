@@ -64,6 +64,14 @@ class ArticleState:
     source_path: str | None
 
 
+def content_id(*parts: str) -> str:
+    """A record id from its content (chunks: article, title, text; sentences: article, text), so an
+    unchanged text keeps its id and its stored vector."""
+    import hashlib
+
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
+
+
 def build_where(filters: dict | None) -> dict | None:
     """Chroma ``where`` clause for ``{"publisher": str|list, "since": date, "until": date}``."""
     if not filters:
@@ -390,6 +398,25 @@ class ArticleStore:
         got = self._sentences.get(where=where, include=["documents", "metadatas", "embeddings"])
         return [StoredSentence(m["article_id"], int(m["start"]), int(m["end"]), d, np.asarray(v, dtype=np.float32))
                 for d, m, v in zip(got["documents"], got["metadatas"], got["embeddings"])]
+
+    def sentence_vectors_for(self, chunks: list[Chunk]) -> dict[tuple[str, int], np.ndarray]:
+        """Vectors of the sentences of ``chunks``, keyed by (article id, start), fetched by id: the
+        cost follows the passages retrieved, not the size of the store (a metadata filter over the
+        sentence collection grew with it: ask() p50 went from 99 ms at 10k chunks to 175 ms at 100k)."""
+        keys: dict[str, list[tuple[str, int]]] = {}
+        for c in chunks:
+            for s in c.sentences:
+                keys.setdefault(content_id(c.article_id, s.text), []).append((c.article_id, s.start))
+        if not keys:
+            return {}
+        self._open()
+        got = self._sentences.get(ids=list(keys), include=["embeddings"])
+        out = {}
+        for i, v in zip(got["ids"], got["embeddings"]):
+            vec = np.asarray(v, dtype=np.float32)
+            for key in keys.get(i, ()):  # the same text twice in an article has one vector
+                out[key] = vec
+        return out
 
     def keyword_search(self, tokens: list[str], k: int, filters: dict | None = None) -> list[tuple[str, float]]:
         return self.keyword_index().search(tokens, k, filters)
