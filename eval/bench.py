@@ -482,7 +482,7 @@ def svg_chart(rows: list[dict]) -> str:
     series = {}
     for r in rows:
         for key in ("retrieve_p50", "ask_p50"):
-            series.setdefault((r["pipeline"], key), []).append((r["chunks"], r[key]))
+            series.setdefault((r["pipeline"], key), []).append((r["level"], r[key]))
     xs = [x for pts in series.values() for x, _ in pts if x > 0]
     ys = [y for pts in series.values() for _, y in pts if y == y and y > 0]
     if not xs or not ys:
@@ -500,7 +500,7 @@ def svg_chart(rows: list[dict]) -> str:
              f'<rect width="{w}" height="{h}" fill="white"/>',
              f'<line x1="{pad}" y1="{h - pad}" x2="{w - pad}" y2="{h - pad}" stroke="black"/>',
              f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{h - pad}" stroke="black"/>',
-             f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle">chunks in the store (log)</text>',
+             f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle">corpus level, chunks (log)</text>',
              f'<text x="12" y="{h / 2}" transform="rotate(-90 12 {h / 2})" text-anchor="middle">p50 latency, ms (log)</text>']
     for e in range(math.ceil(ly0), math.floor(ly1) + 1):
         _, y = px(10 ** lx0, 10 ** e)
@@ -518,6 +518,15 @@ def svg_chart(rows: list[dict]) -> str:
     return "".join(parts)
 
 
+def _write_report(rows: list[dict], meta: dict, out: str | None, svg: str | None) -> None:
+    if not out:
+        return
+    svg_path = Path(svg) if svg else Path(out).with_suffix(".svg")
+    svg_path.write_text(svg_chart(rows), encoding="utf-8")
+    Path(out).write_text(document(rows, meta, os.path.relpath(svg_path, Path(out).parent)), encoding="utf-8")
+    print(f"wrote {out} and {svg_path}")
+
+
 # ---- entry point ------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="rag bench", description=__doc__.split("\n\n")[0])
@@ -533,7 +542,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="write the report (Markdown) here, e.g. BENCHMARKS.md")
     ap.add_argument("--svg", default=None, help="write the chart here (default: next to --out)")
     ap.add_argument("--json", default=None, help="write all numbers here")
+    ap.add_argument("--report-from", metavar="JSON", help="only re-render --out from a --json file of an earlier run")
     args = ap.parse_args(argv)
+    if args.report_from:
+        saved = json.loads(Path(args.report_from).read_text(encoding="utf-8"))
+        for r in saved["rows"]:
+            r.setdefault("per_text_s", saved["meta"].get("per_text_s"))
+        _write_report(saved["rows"], saved["meta"], args.out, args.svg)
+        return 0
     work = Path(args.workdir)
     cache = work / "cache"
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
@@ -582,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
     real_rows = [r for r in rows if not r["cached"] and r["pipeline"] == "ours" and r["texts_embedded"]]
     per_text = (sum(r["embed_s"] for r in real_rows) / sum(r["texts_embedded"] for r in real_rows)) if real_rows else None
     summarize(rows, per_text)
+    for r in rows:
+        r["per_text_s"] = per_text
     meta = {"machine": f"{platform.node()} · {platform.platform()} · {os.cpu_count()} cores · "
                        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
             "python": platform.python_version(), "command": "rag bench " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -591,14 +609,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     if args.json:
         Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str), encoding="utf-8")
-    for r in rows:
-        r["per_text_s"] = per_text
     print(stage_table(rows))
-    if args.out:
-        svg = Path(args.svg) if args.svg else Path(args.out).with_suffix(".svg")
-        svg.write_text(svg_chart(rows), encoding="utf-8")
-        Path(args.out).write_text(document(rows, meta, os.path.relpath(svg, Path(args.out).parent)), encoding="utf-8")
-        print(f"wrote {args.out} and {svg}")
+    _write_report(rows, meta, args.out, args.svg)
     return 0
 
 

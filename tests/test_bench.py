@@ -74,6 +74,11 @@ def test_bench_run_reports_both_pipelines_at_each_level(tmp_path):
     text = out.read_text()
     assert "| level | pipeline |" in text and "Ratios, ours / plain LangChain" in text and "rag bench" in text
     xml.dom.minidom.parse(str(out.with_suffix(".svg")))  # a well-formed chart
+    again = tmp_path / "AGAIN.md"  # the report re-renders from the saved numbers alone
+    rerun = subprocess.run([sys.executable, "-m", "rag", "bench", "--report-from", str(tmp_path / "b.json"),
+                            "--out", str(again)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert again.read_text() == text.replace("BENCH.svg", "AGAIN.svg")
 
 
 def test_make_page_varies_length_and_sources(docs):
