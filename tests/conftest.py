@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -47,3 +51,25 @@ def seed_copy(tmp_path) -> Path:
     folder = tmp_path / "pages"
     shutil.copytree(SEEDS, folder)
     return folder
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (for servers the tests start)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
+    """Wait until ``url`` answers; fail with the server's log if it exits or never answers."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{url}: the server exited: {log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"{url} did not answer in {seconds} s: {log.read_text(errors='replace')[-2000:]}")

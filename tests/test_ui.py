@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,7 @@ import pytest
 from ui.app import chat_markdown, check_exposure, safe_upload_name, sources_html
 from rag.errors import ConfigError
 
-from .conftest import DATA, ROOT, SEEDS
+from .conftest import DATA, ROOT, SEEDS, free_port, wait_http
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts" / "ui"
@@ -53,12 +52,6 @@ def test_sources_panel_escapes_article_html():
     assert "<img" not in page and "&lt;img" in page and "<mark>" in page and "id='src-1'" in page
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -68,23 +61,12 @@ def server(tmp_path_factory):
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
     subprocess.run([sys.executable, "-m", "rag", "ingest", str(SEEDS), "--store", str(store)], check=True, env=env,
                    capture_output=True)
-    port = _free_port()
+    port = free_port()
     log = (root / "ui.log").open("wb")  # a pipe nobody reads would fill and block the server
     proc = subprocess.Popen([sys.executable, "-m", "rag", "ui", "--port", str(port), "--store", str(store)],
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError((root / "ui.log").read_text(errors="replace"))
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("the UI did not start in 120 s")
+    wait_http(url, proc, root / "ui.log")
     yield {"url": url, "store": store}
     proc.terminate()
     proc.wait(timeout=20)
