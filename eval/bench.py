@@ -273,10 +273,11 @@ def measure_naive(job: dict) -> dict:
            "texts_embedded": embedder.encoded}
 
     def answer(q):
-        found = store.similarity_search_by_vector(real.embed_queries([q])[0].tolist(), k=5)
+        q_vec = real.embed_queries([q])[0]
+        found = store.similarity_search_by_vector(q_vec.tolist(), k=5)
         top = found[0].page_content if found else ""
         sents = [s.text for s in split_sentences(top)] or [top]
-        return sents[int(np.argmax(real.embed_passages(sents) @ real.embed_queries([q])[0]))] if top else ""
+        return sents[int(np.argmax(real.embed_passages(sents) @ q_vec))] if top else ""
 
     res.update(_query_side(job, settings, embedder,
                            retrieve=lambda q, v, k: store.similarity_search_by_vector(v.tolist(), k=k),
@@ -380,17 +381,15 @@ def summarize(rows: list[dict], per_text_s: float | None) -> list[dict]:
     model's measured cost per text at cached levels)."""
     for r in rows:
         r["chunks_per_s"] = r["chunks"] / r["ingest_s"] if r["ingest_s"] else float("nan")
-        outside = r["ingest_s"] - (0.0 if r["cached"] else r["embed_s"])
+        # at cached levels embed_s is time in cache lookups, which is not the model's either
+        r["outside_s"] = r["ingest_s"] - r["embed_s"]
         if r["cached"]:
-            outside = r["ingest_s"] - r["embed_s"]  # time in cache lookups is not the model's either
-            r["outside_s"] = outside
             r["share_basis"] = "projected"
             model = per_text_s * r["texts_embedded"] if per_text_s else float("nan")
-            r["non_embed_share"] = outside / (outside + model) if model == model else float("nan")
+            r["non_embed_share"] = r["outside_s"] / (r["outside_s"] + model) if model == model else float("nan")
         else:
-            r["outside_s"] = outside
             r["share_basis"] = "measured"
-            r["non_embed_share"] = outside / r["ingest_s"]
+            r["non_embed_share"] = r["outside_s"] / r["ingest_s"]
     return rows
 
 
