@@ -11,19 +11,20 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from rag.bridge import store_terms
 from rag.embed import Embedder, get_embedder
 from rag.errors import DocumentError, RagError
 from rag.settings import Settings
 from rag.store import ArticleRecords, ArticleStore, get_store
 from rag.types import FileResult, IngestReport
 
-from .chunk import article_sentences, chunk_article, chunk_morphemes, embedding_text, sentence_ids
+from .chunk import article_sentences, article_terms, chunk_article, chunk_morphemes, embedding_text, sentence_ids
 from .clean import CleanResult, clean_html, clean_text, raw_article
 from .read import SUPPORTED_SUFFIXES, decode, is_html, read_bytes
 
 log = logging.getLogger(__name__)
 # Bump when cleaning or chunking changes, so stored articles are rebuilt on the next ingest.
-PIPELINE_VERSION = "2"
+PIPELINE_VERSION = "3"
 # Articles are written to Chroma in batches of about this many chunks (a Chroma call is a transaction).
 WRITE_BATCH_CHUNKS = 512
 
@@ -113,10 +114,10 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
         if isinstance(result, tuple):  # prepared: written with others in one batch
             pending.append(result)
             if sum(len(rec.chunks) for _, rec in pending) >= WRITE_BATCH_CHUNKS:
-                written += _flush(store, pending, results, stages)
+                written += _flush(store, pending, results, stages, embedder)
         else:
             results.append(result)
-    written += _flush(store, pending, results, stages)
+    written += _flush(store, pending, results, stages, embedder)
     results.sort(key=lambda r: order.get(r.path, -1))  # file order; bad paths first, as collected
     if prune:
         with stages("prune"):
@@ -127,11 +128,16 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
                         stages.report())
 
 
-def _flush(store: ArticleStore, pending: list, results: list[FileResult], stages: "_Stages") -> int:
-    """Write the prepared articles in one batch; if the store refuses, each of them is reported failed."""
+def _flush(store: ArticleStore, pending: list, results: list[FileResult], stages: "_Stages",
+           embedder: Embedder) -> int:
+    """Write the prepared articles in one batch; if the store refuses, each of them is reported failed.
+    Their Korean nouns new to the store's term collection are embedded and added first (a cache of
+    word vectors for the English-question bridge, independent of the articles' records)."""
     if not pending:
         return 0
     try:
+        with stages("terms"):
+            store_terms(store, [t for _, rec in pending for t in rec.terms], embedder)
         with stages("write"):
             store.write_articles([rec for _, rec in pending])
     except RagError as e:
@@ -208,10 +214,11 @@ def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embed
                                         store.sentence_vectors_by_id)
     with stages("morphemes"):
         morphs = chunk_morphemes(article, chunks)
+        terms = article_terms(article)
     status = "new" if state is None else "changed"
     return (FileResult(str(path), article_id, status, len(chunks)),
             ArticleRecords(article_id, chunks, chunk_vecs, morphs, sent_ids, sentences, sent_vecs, raw_hash,
-                           article.source_path))
+                           article.source_path, terms))
 
 
 def _vectors_with_reuse(ids: list[str], texts: list[str], embedder: Embedder, lookup) -> np.ndarray:

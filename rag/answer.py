@@ -11,7 +11,7 @@ is not answered, whatever the retrieval score.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -24,14 +24,28 @@ EN_LEAD = "According to the articles (quoted in Korean):"
 _QWORDS = {"누구", "누가", "어디", "언제", "무엇", "무슨", "몇", "얼마", "어느", "어떤", "어떻", "왜", "뭐", "얼마나", "어떠",
            "what", "who", "whom", "when", "where", "which", "how", "why", "many", "much", "does", "did", "the",
            "according", "article", "articles", "기사", "따르", "말하", "무엇인가", "했나", "했", "하"}
-_ASK_TYPES_KO = [("date", re.compile(r"언제|몇\s*년|몇\s*월|며칠|날짜|몇\s*시|무슨\s*요일|시기")),
-                 ("number", re.compile(r"몇|얼마|규모|금액|액수|주가|비율|퍼센트|%|수치|가격")),
+# Asked-for kinds, most specific first: a price needs a currency, a share a percentage, a duration a
+# unit of time, a count a counter; any other quantity falls back to "number".
+_ASK_TYPES_KO = [("date", re.compile(r"언제|몇\s*년|몇\s*월|며칠|날짜|몇\s*시(?!간)|무슨\s*요일|시기")),
+                 ("money", re.compile(r"얼마(에|를|나)?.{0,6}(거래|마감|팔|사|매각|인수|투자|벌|지불|조달)|가격|주가|금액|액수|매출|영업이익|순이익|몸값")),
+                 ("percent", re.compile(r"비율|점유율|퍼센트|%|상승률|하락률|증가율|비중")),
+                 ("duration", re.compile(r"몇\s*(시간|분|초|일간|개월|주간|년간)|얼마\s*(동안|나\s*오래|간)|기간")),
+                 ("count", re.compile(r"몇\s*(명|곳|개(?!월)|건|차례|번|대|가지|종|척|채|마리|군데)")),
+                 ("number", re.compile(r"몇|얼마|규모|수치")),
                  ("person", re.compile(r"누구|누가|누군|인물|어떤\s*사람")),
                  ("place", re.compile(r"어디|어느\s*(곳|도시|나라|지역)|장소|위치"))]
 _ASK_TYPES_EN = [("date", re.compile(r"\bwhen\b|what (date|day|year|month|time)|which (date|day|year|month)", re.I)),
-                 ("number", re.compile(r"how (many|much|long|big|large|high)|what (percentage|share|price|amount|number)", re.I)),
-                 ("person", re.compile(r"\bwho(m|se)?\b|which (person|executive|ceo|official)", re.I)),
+                 ("money", re.compile(r"\bwhat\b[^?]{0,60}\b(price|revenue|profit|sales|cost|valuation|salary|fee)\b|how much\b[^?]*\b(money|funding|fund|invest|pay|paid|cost|raise|spend|spent|earn|worth|sell|sold|buy|bought)", re.I)),
+                 ("percent", re.compile(r"\b(percentage|percent|share of|market share|rate|ratio|proportion)\b", re.I)),
+                 ("duration", re.compile(r"how long\b|for how many (hours|minutes|days|weeks|months|years)|how many (hours|minutes|days|weeks|months|years)\b", re.I)),
+                 ("number", re.compile(r"how (many|much|big|large|high)|what (percentage|share|amount|number)", re.I)),
+                 ("person", re.compile(r"\bwho(m|se)?\b|which (person|executive|ceo|official|president|chairman)", re.I)),
                  ("place", re.compile(r"\bwhere\b|which (city|country|place|hotel|region)|what (city|country|place)", re.I))]
+_MEASURED = frozenset({"date", "money", "percent", "duration", "number"})  # kinds a sentence visibly holds or not
+_KO_NUMERALS = "한|두|세|네|다섯|여섯|일곱|여덟|아홉|열|스무|수십|수백|수천|수만|수"
+_MONEY = re.compile(r"\d[\d,.]*\s*여?\s*(만|억|조|천)?\s*(원|달러|엔|위안|유로|파운드)|[$₩€£]\s*\d")
+_PERCENT = re.compile(r"\d\s*(%|퍼센트|％|%p|포인트)")
+_DURATION = re.compile(r"\d[\d,.]*\s*여?\s*(시간|분|초|일간|일 동안|개월|주간|주일|년간|년 동안)|(반나절|하루|이틀|사흘)")
 _NUMBER_UNIT = re.compile(r"\d[\d,.]*\s*([가-힣A-Za-z%~]*)")
 _DATE_IN_TEXT = re.compile(r"\d+\s*(일|월|년)|\d{4}[.-]\d{1,2}|오전|오후|전날|이날|어제|지난해|올해|작년|\d+\s*시")
 _PLACE_HINT = re.compile(r"[가-힣A-Za-z]+(시|도|군|구|캠퍼스|공장|본사|호텔|센터|주|국)\b|에서")
@@ -43,16 +57,28 @@ def question_language(question: str) -> str:
 
 
 def asked_type(question: str) -> str | None:
+    """The kind of thing asked for; a Korean count carries its counter ("count:명" for 몇 명)."""
     table = _ASK_TYPES_KO if has_hangul(question) else _ASK_TYPES_EN
     for kind, pat in table:
-        if pat.search(question):
-            return kind
+        m = pat.search(question)
+        if m:
+            return f"count:{m.group(1)}" if kind == "count" else kind
     return None
 
 
 def holds_type(text: str, kind: str | None) -> bool:
     if kind is None:
         return True
+    if kind.startswith("count:"):  # 몇 명 -> "10명", "두 명"; 몇 곳 -> "10곳"
+        counter = re.escape(kind.split(":", 1)[1])
+        # the counter ends the word or takes a particle: "10명이" yes, "명품" no
+        return bool(re.search(rf"(\d[\d,]*\s*여?|{_KO_NUMERALS})\s*{counter}(?:(?![가-힣])|(?=[이가은는을를의도만에씩]))", text))
+    if kind == "money":
+        return bool(_MONEY.search(text))
+    if kind == "percent":
+        return bool(_PERCENT.search(text))
+    if kind == "duration":
+        return bool(_DURATION.search(text))
     if kind == "number":
         # a quantity, not a day of the month: "36기가와트시", "0.92%", "14만2600원" but not "10일"
         units = [u for u in _NUMBER_UNIT.findall(text) if not u.startswith(("일", "월", "년"))]
@@ -70,6 +96,22 @@ def holds_type(text: str, kind: str | None) -> bool:
 class QuestionTerms:
     terms: dict[str, float]  # term -> weight (proper nouns, foreign words and numbers weigh more)
     required: tuple[str, ...]  # names and numbers the evidence must contain
+    # term -> the forms that count as it (an English word's Korean counterparts, from rag.bridge);
+    # a term not listed here is matched as itself
+    alts: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def with_slots(self, slots) -> "QuestionTerms":
+        """These terms plus bridged English words (``rag.bridge.Slot``s)."""
+        terms, alts = dict(self.terms), dict(self.alts)
+        for s in slots:
+            word = s.word.lower()
+            if word in terms:  # an acronym, matched as written or as its Korean form ("US" or "미국")
+                alts[word] = s.forms | {word}
+                continue
+            key = f"en:{word}"
+            terms[key] = s.weight
+            alts[key] = s.forms
+        return QuestionTerms(terms, self.required, alts)
 
 
 def question_terms(question: str) -> QuestionTerms:
@@ -95,7 +137,10 @@ def question_terms(question: str) -> QuestionTerms:
     return QuestionTerms(terms, tuple(dict.fromkeys(required)))
 
 
-def _contains(text_low: str, forms: set[str], term: str) -> bool:
+def _contains(text_low: str, forms: set[str], term: str, alts: dict[str, frozenset[str]] | None = None) -> bool:
+    if alts and term in alts:  # Korean forms of an English word: "메모리" is in "고대역폭메모리";
+        # a one-syllable form ("칩") must be a morpheme of its own ("분" is not in "분기")
+        return any(a in forms or (len(a) > 1 and a in text_low) for a in alts[term])
     return term in forms or term.lower() in text_low
 
 
@@ -110,6 +155,7 @@ class Candidate:
     coverage: float = 0.0
     type_ok: bool = True
     missing: tuple[str, ...] = ()
+    matched: frozenset[str] = frozenset()  # question terms the sentence itself holds
     score: float = 0.0
     confidence: float = 0.0
 
@@ -125,10 +171,20 @@ class Weights:
     dense_high: float = 0.90
 
 
+# A name found in more than this share of all passages does not tell passages apart (in a corpus
+# about one story, its protagonist; "한국" in Korean news), so its absence is no evidence of a wrong
+# passage: it still counts towards coverage but is not required.
+COMMON_NAME_SHARE = 0.25
+
+
 def score_sentences(question: str, q_vec: np.ndarray, hits: list[Hit], sentence_vecs: dict,
-                    weights: Weights = Weights()) -> list[Candidate]:
-    """Every sentence of the retrieved passages, scored and sorted best first."""
-    qt = question_terms(question)
+                    weights: Weights = Weights(), slots=(), passage_share=None) -> list[Candidate]:
+    """Every sentence of the retrieved passages, scored and sorted best first. ``slots``: the
+    question's English words bridged to Korean forms (``rag.bridge``), matched like Korean terms.
+    ``passage_share(term)``: the share of indexed passages holding a term (the keyword index's)."""
+    qt = question_terms(question).with_slots(slots)
+    if passage_share is not None:
+        qt = replace(qt, required=tuple(t for t in qt.required if passage_share(t) <= COMMON_NAME_SHARE))
     kind = asked_type(question)
     total_w = sum(qt.terms.values())
     seen: set[tuple[str, int]] = set()
@@ -144,12 +200,13 @@ def score_sentences(question: str, q_vec: np.ndarray, hits: list[Hit], sentence_
             seen.add(key)
             forms = {m.form for m in analyze(s.text)}
             low = s.text.lower()
+            matched = frozenset(t for t in qt.terms if _contains(low, forms, t, qt.alts))
             # terms count fully in the sentence, half in its passage or title
-            cov = sum(w if _contains(low, forms, t) else (0.5 * w if _contains(ctx_low, ctx_forms, t) else 0.0)
+            cov = sum(w if t in matched else (0.5 * w if _contains(ctx_low, ctx_forms, t, qt.alts) else 0.0)
                       for t, w in qt.terms.items()) / total_w if total_w else None
-            missing = tuple(t for t in qt.required if not _contains(ctx_low, ctx_forms, t))
+            missing = tuple(t for t in qt.required if not _contains(ctx_low, ctx_forms, t, qt.alts))
             c = Candidate(rank, hit, s.start, s.end, s.text, float(sentence_vecs[key] @ q_vec), cov or 0.0,
-                          holds_type(s.text, kind), missing)
+                          holds_type(s.text, kind), missing, matched)
             c.score = (c.dense + weights.coverage * c.coverage + weights.type_match * c.type_ok
                        + weights.rank_prior / (1 + rank))
             dense_n = min(1.0, max(0.0, (c.dense - weights.dense_low) / (weights.dense_high - weights.dense_low)))
@@ -159,15 +216,21 @@ def score_sentences(question: str, q_vec: np.ndarray, hits: list[Hit], sentence_
                 conf = 0.45 * dense_n + 0.35 * c.coverage + 0.20 * c.type_ok
             if missing:
                 conf *= 0.4
+            if not c.type_ok and (kind in _MEASURED or (kind or "").startswith("count:")):  # asked for a price, a date, a count...: none here
+                conf *= 0.5
             c.confidence = conf
             out.append(c)
-    out.sort(key=lambda c: -c.score)
+    # Answer-type filtering: when a price, a date or a count is asked for, a sentence holding one
+    # ranks before any that holds none (which cannot answer, however similar it is).
+    strict = kind in _MEASURED or (kind or "").startswith("count:")
+    out.sort(key=lambda c: (-(c.type_ok if strict else 0), -c.score))
     return out
 
 
 def choose_evidence(cands: list[Candidate], max_sentences: int = 2, margin: float = 0.015) -> list[Candidate]:
-    """The best sentence, plus a runner-up from another article when it scores almost as well
-    (questions whose answer spans two articles)."""
+    """The best sentence, plus a runner-up from another article when it scores almost as well and
+    holds a question term the best one lacks (questions whose answer spans two articles): a second
+    quote that only repeats what the first covers adds a citation, not evidence."""
     if not cands:
         return []
     chosen = [cands[0]]
@@ -175,7 +238,7 @@ def choose_evidence(cands: list[Candidate], max_sentences: int = 2, margin: floa
         if len(chosen) >= max_sentences or c.score < cands[0].score - margin:
             break
         if (c.hit.chunk.article_id != chosen[0].hit.chunk.article_id and c.type_ok and not c.missing
-                and c.confidence >= cands[0].confidence * 0.8):
+                and c.confidence >= cands[0].confidence * 0.8 and c.matched - chosen[0].matched):
             chosen.append(c)
     return chosen
 

@@ -93,6 +93,16 @@ class KeywordIndex:
             return 0.0
         return sum(1 for t in tokens if t in self.vocab) / len(tokens)
 
+    def passage_share(self, token: str) -> float:
+        """Share of indexed passages that contain ``token`` (its document frequency over N)."""
+        if self.bm25 is None or not self.ids:
+            return 0.0
+        i = self.bm25.vocab_dict.get(token)
+        if i is None:
+            return 0.0
+        indptr = self.bm25.scores["indptr"]
+        return float(indptr[i + 1] - indptr[i]) / len(self.ids)
+
     def search(self, tokens: list[str], k: int, filters: dict | None = None) -> list[tuple[str, float]]:
         known = [t for t in tokens if t in self.vocab]
         if self.bm25 is None or not known:

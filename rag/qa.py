@@ -119,7 +119,9 @@ def _abstain(question, standalone, language, hits, timings, mode, notice=None, c
 def _extractive(question, standalone, language, q_vec, hits, store, settings, timings, notice=None) -> Answer:
     t0 = time.perf_counter()
     svecs = store.sentence_vectors_for([h.chunk for h in hits])
-    cands = ex.score_sentences(standalone, q_vec, hits, svecs)
+    slots = _bridge(standalone, hits, store, settings) if language == "en" else ()
+    cands = ex.score_sentences(standalone, q_vec, hits, svecs, slots=slots,
+                               passage_share=store.keyword_index().passage_share)
     chosen = ex.choose_evidence(cands)
     timings["answer"] = (time.perf_counter() - t0) * 1000
     confidence = chosen[0].confidence if chosen else 0.0
@@ -129,6 +131,14 @@ def _extractive(question, standalone, language, q_vec, hits, store, settings, ti
                   citations=tuple(ex.citations_for(chosen)), abstained=False, retrieved=tuple(hits),
                   timings_ms=timings, mode="extractive", standalone_question=standalone, notice=notice,
                   confidence=confidence)
+
+
+def _bridge(question: str, hits, store, settings: Settings):
+    """The English question's words mapped to the Korean nouns of the retrieved passages."""
+    from .bridge import bridge_terms, bridge_vocab, english_words
+
+    vocab = bridge_vocab([f"{h.chunk.title} {h.chunk.text}" for h in hits])
+    return bridge_terms(english_words(question), vocab, get_embedder(settings), store)
 
 
 def ask(question: str, *, k: int | None = None, filters: dict | None = None,

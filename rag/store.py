@@ -2,7 +2,10 @@
 
 Two collections per store: ``<name>`` holds one record per chunk (document = chunk text, metadata =
 article id, title, publisher, date, offsets, sentence offsets, Kiwi morphemes), and
-``<name>__sentences`` one record per sentence (for extractive answers and citation checks).
+``<name>__sentences`` one record per sentence (for extractive answers and citation checks), and
+``<name>__terms`` one record per Korean noun seen in any article (its e5 vector and hub penalty, for
+the English-to-Korean term bridge in ``rag.bridge``; a cache of word vectors, not tied to articles,
+so deleting an article leaves its terms, which are harmless).
 Chroma is the source of truth; the BM25 keyword index is a cache rebuilt from the chunk records
 whenever the collection's ``generation`` (bumped on every write) differs from the cached one, so it
 stays consistent across restarts, other processes and server mode.
@@ -52,6 +55,7 @@ class ArticleRecords:
     sentence_vecs: np.ndarray
     raw_hash: str
     source_path: str | None
+    terms: tuple[str, ...] = ()  # Korean nouns of the article (for the term collection)
 
 
 @dataclass(frozen=True)
@@ -108,6 +112,7 @@ class ArticleStore:
         self._client = None
         self._chunks = None
         self._sentences = None
+        self._terms = None
         self._keyword = None  # (generation, KeywordIndex)
         self._writer_lock = None
 
@@ -153,7 +158,10 @@ class ArticleStore:
             sentences = client.get_or_create_collection(
                 f"{name}__sentences", metadata=meta, configuration={"hnsw": {"space": "cosine"}},
                 embedding_function=None)
-            self._client, self._chunks, self._sentences = client, chunks, sentences
+            terms = client.get_or_create_collection(
+                f"{name}__terms", metadata=meta, configuration={"hnsw": {"space": "cosine"}},
+                embedding_function=None)
+            self._client, self._chunks, self._sentences, self._terms = client, chunks, sentences, terms
 
     @property
     def location(self) -> str:
@@ -418,6 +426,43 @@ class ArticleStore:
                 out[key] = vec
         return out
 
+    # ---- term vectors (rag.bridge) ---------------------------------------------------------------
+    @staticmethod
+    def _term_id(form: str, version: str) -> str:
+        return content_id("term", version, form)
+
+    def missing_terms(self, forms: list[str], version: str) -> list[str]:
+        if not forms:
+            return []
+        self._open()
+        ids = {self._term_id(f, version): f for f in forms}
+        got = self._terms.get(ids=list(ids), include=[])
+        have = set(got["ids"])
+        return [f for i, f in ids.items() if i not in have]
+
+    def write_terms(self, forms: list[str], vecs: np.ndarray, hubs: np.ndarray, version: str) -> None:
+        if not forms:
+            return
+        self._open()
+        self.acquire_writer_lock()
+        with self._lock:
+            self._upsert(self._terms, [self._term_id(f, version) for f in forms], list(vecs), list(forms),
+                         [{"term": f, "hub": float(h), "version": version} for f, h in zip(forms, hubs)])
+
+    def has_terms(self) -> bool:
+        self._open()
+        return bool(self._terms.peek(limit=1)["ids"])
+
+    def nearest_terms(self, vectors: np.ndarray, n: int, version: str) -> list[list[tuple[str, float, float]]]:
+        """For each vector, its ``n`` nearest stored terms as (form, cosine, hub penalty)."""
+        self._open()
+        if len(vectors) == 0:
+            return []
+        got = self._terms.query(query_embeddings=np.asarray(vectors, dtype=np.float32), n_results=n,
+                                where={"version": version}, include=["metadatas", "distances"])
+        return [[(m["term"], 1.0 - float(d), float(m["hub"])) for m, d in zip(metas, dists)]
+                for metas, dists in zip(got["metadatas"], got["distances"])]
+
     def keyword_search(self, tokens: list[str], k: int, filters: dict | None = None) -> list[tuple[str, float]]:
         return self.keyword_index().search(tokens, k, filters)
 
@@ -450,17 +495,18 @@ class ArticleStore:
         return self.settings.store_dir / f"keyword-{self.settings.collection}"
 
     def reset(self) -> None:
-        """Delete both collections and the keyword cache (used by ``rag ingest --rebuild``)."""
+        """Delete the collections and the keyword cache (used by ``rag ingest --rebuild``)."""
         self._open()
         self.acquire_writer_lock()
         with self._lock:
-            for name in (self.settings.collection, f"{self.settings.collection}__sentences"):
+            for name in (self.settings.collection, f"{self.settings.collection}__sentences",
+                         f"{self.settings.collection}__terms"):
                 try:
                     self._client.delete_collection(name)
                 except Exception as e:  # already gone is fine; anything else is reported
                     log.warning("could not delete collection %s: %s", name, e)
             shutil.rmtree(self._keyword_dir(), ignore_errors=True)
-            self._chunks = self._sentences = self._keyword = None
+            self._chunks = self._sentences = self._terms = self._keyword = None
 
 
 def _prune_keyword_dirs(base: Path, keep: str, grace_s: float = 60.0) -> None:
