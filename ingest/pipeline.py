@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from rag.bridge import store_terms
+from rag.bridge import TERM_VERSION, store_terms
 from rag.embed import Embedder, get_embedder
 from rag.errors import DocumentError, RagError
 from rag.settings import Settings
@@ -131,8 +131,9 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
 def _flush(store: ArticleStore, pending: list, results: list[FileResult], stages: "_Stages",
            embedder: Embedder) -> int:
     """Write the prepared articles in one batch; if the store refuses, each of them is reported failed.
-    Their Korean nouns new to the store's term collection are embedded and added first (a cache of
-    word vectors for the English-question bridge, independent of the articles' records)."""
+    Their Korean nouns new to the store's term collection are encoded and added first (a cache of
+    word vectors for the English-question bridge, independent of the articles' records; the term
+    version is part of every article's hash, so a new one re-ingests them all)."""
     if not pending:
         return 0
     try:
@@ -181,7 +182,7 @@ class _Stages:
 
 def _raw_hash(data: bytes, settings: Settings, embedder: Embedder) -> str:
     h = hashlib.sha256(data)
-    h.update(f"|{PIPELINE_VERSION}|{settings.chunk_chars}|{settings.chunk_overlap}|{embedder.name}".encode())
+    h.update(f"|{PIPELINE_VERSION}|{TERM_VERSION}|{settings.chunk_chars}|{settings.chunk_overlap}|{embedder.name}".encode())
     return h.hexdigest()
 
 

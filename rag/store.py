@@ -3,7 +3,8 @@
 Two collections per store: ``<name>`` holds one record per chunk (document = chunk text, metadata =
 article id, title, publisher, date, offsets, sentence offsets, Kiwi morphemes), and
 ``<name>__sentences`` one record per sentence (for extractive answers and citation checks), and
-``<name>__terms`` one record per Korean noun seen in any article (its e5 vector and hub penalty, for
+``<name>__terms<version>_<encoder>`` one record per Korean noun seen in any article (its vector from one
+word encoder and its hub penalty, for
 the English-to-Korean term bridge in ``rag.bridge``; a cache of word vectors, not tied to articles,
 so deleting an article leaves its terms, which are harmless).
 Chroma is the source of truth; the BM25 keyword index is a cache rebuilt from the chunk records
@@ -112,7 +113,7 @@ class ArticleStore:
         self._client = None
         self._chunks = None
         self._sentences = None
-        self._terms = None
+        self._terms: dict = {}  # word encoder -> its term collection
         self._keyword = None  # (generation, KeywordIndex)
         self._writer_lock = None
 
@@ -158,10 +159,27 @@ class ArticleStore:
             sentences = client.get_or_create_collection(
                 f"{name}__sentences", metadata=meta, configuration={"hnsw": {"space": "cosine"}},
                 embedding_function=None)
-            terms = client.get_or_create_collection(
-                f"{name}__terms", metadata=meta, configuration={"hnsw": {"space": "cosine"}},
-                embedding_function=None)
-            self._client, self._chunks, self._sentences, self._terms = client, chunks, sentences, terms
+            self._client, self._chunks, self._sentences = client, chunks, sentences
+            self._terms = {}
+
+    def _terms_name(self, encoder: str) -> str:
+        from .bridge import TERM_VERSION
+
+        return f"{self.settings.collection}__terms{TERM_VERSION}_{encoder}"
+
+    def _term_collection(self, encoder: str):
+        """The term collection of one word encoder (``rag.bridge``), created on first use."""
+        self._open()
+        col = self._terms.get(encoder)
+        if col is None:
+            with self._lock:
+                col = self._terms.get(encoder)
+                if col is None:
+                    col = self._client.get_or_create_collection(
+                        self._terms_name(encoder), metadata={"encoder": encoder, "schema": SCHEMA},
+                        configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+                    self._terms[encoder] = col
+        return col
 
     @property
     def location(self) -> str:
@@ -428,38 +446,36 @@ class ArticleStore:
 
     # ---- term vectors (rag.bridge) ---------------------------------------------------------------
     @staticmethod
-    def _term_id(form: str, version: str) -> str:
-        return content_id("term", version, form)
+    def _term_id(form: str) -> str:
+        return content_id("term", form)
 
-    def missing_terms(self, forms: list[str], version: str) -> list[str]:
+    def missing_terms(self, forms: list[str], encoder: str) -> list[str]:
+        """Those of ``forms`` that the encoder's term collection does not hold."""
         if not forms:
             return []
-        self._open()
-        ids = {self._term_id(f, version): f for f in forms}
-        got = self._terms.get(ids=list(ids), include=[])
+        ids = {self._term_id(f): f for f in forms}
+        got = self._term_collection(encoder).get(ids=list(ids), include=[])
         have = set(got["ids"])
         return [f for i, f in ids.items() if i not in have]
 
-    def write_terms(self, forms: list[str], vecs: np.ndarray, hubs: np.ndarray, version: str) -> None:
+    def write_terms(self, forms: list[str], vecs: np.ndarray, hubs: np.ndarray, encoder: str) -> None:
         if not forms:
             return
-        self._open()
+        col = self._term_collection(encoder)
         self.acquire_writer_lock()
         with self._lock:
-            self._upsert(self._terms, [self._term_id(f, version) for f in forms], list(vecs), list(forms),
-                         [{"term": f, "hub": float(h), "version": version} for f, h in zip(forms, hubs)])
+            self._upsert(col, [self._term_id(f) for f in forms], list(vecs), list(forms),
+                         [{"term": f, "hub": float(h)} for f, h in zip(forms, hubs)])
 
-    def has_terms(self) -> bool:
-        self._open()
-        return bool(self._terms.peek(limit=1)["ids"])
+    def has_terms(self, encoder: str) -> bool:
+        return bool(self._term_collection(encoder).peek(limit=1)["ids"])
 
-    def nearest_terms(self, vectors: np.ndarray, n: int, version: str) -> list[list[tuple[str, float, float]]]:
+    def nearest_terms(self, vectors: np.ndarray, n: int, encoder: str) -> list[list[tuple[str, float, float]]]:
         """For each vector, its ``n`` nearest stored terms as (form, cosine, hub penalty)."""
-        self._open()
         if len(vectors) == 0:
             return []
-        got = self._terms.query(query_embeddings=np.asarray(vectors, dtype=np.float32), n_results=n,
-                                where={"version": version}, include=["metadatas", "distances"])
+        got = self._term_collection(encoder).query(query_embeddings=np.asarray(vectors, dtype=np.float32),
+                                                   n_results=n, include=["metadatas", "distances"])
         return [[(m["term"], 1.0 - float(d), float(m["hub"])) for m, d in zip(metas, dists)]
                 for metas, dists in zip(got["metadatas"], got["distances"])]
 
@@ -499,14 +515,16 @@ class ArticleStore:
         self._open()
         self.acquire_writer_lock()
         with self._lock:
-            for name in (self.settings.collection, f"{self.settings.collection}__sentences",
-                         f"{self.settings.collection}__terms"):
+            terms = [getattr(c, "name", c) for c in self._client.list_collections()
+                     if getattr(c, "name", c).startswith(f"{self.settings.collection}__terms")]
+            for name in (self.settings.collection, f"{self.settings.collection}__sentences", *terms):
                 try:
                     self._client.delete_collection(name)
                 except Exception as e:  # already gone is fine; anything else is reported
                     log.warning("could not delete collection %s: %s", name, e)
             shutil.rmtree(self._keyword_dir(), ignore_errors=True)
-            self._chunks = self._sentences = self._terms = self._keyword = None
+            self._chunks = self._sentences = self._keyword = None
+            self._terms = {}
 
 
 def _prune_keyword_dirs(base: Path, keep: str, grace_s: float = 60.0) -> None:
