@@ -41,7 +41,8 @@ _ASK_TYPES_EN = [("date", re.compile(r"\bwhen\b|what (date|day|year|month|time)|
                  ("number", re.compile(r"how (many|much|big|large|high)|what (percentage|share|amount|number)", re.I)),
                  ("person", re.compile(r"\bwho(m|se)?\b|which (person|executive|ceo|official|president|chairman)", re.I)),
                  ("place", re.compile(r"\bwhere\b|which (city|country|place|hotel|region)|what (city|country|place)", re.I))]
-_MEASURED = frozenset({"date", "money", "percent", "duration", "number"})  # kinds a sentence visibly holds or not
+# kinds a sentence visibly holds or not
+_MEASURED = frozenset({"date", "money", "percent", "duration", "number"})
 _KO_NUMERALS = "한|두|세|네|다섯|여섯|일곱|여덟|아홉|열|스무|수십|수백|수천|수만|수"
 _MONEY = re.compile(r"\d[\d,.]*\s*여?\s*(만|억|조|천)?\s*(원|달러|엔|위안|유로|파운드)|[$₩€£]\s*\d")
 _PERCENT = re.compile(r"\d\s*(%|퍼센트|％|%p|포인트)")
@@ -50,6 +51,22 @@ _NUMBER_UNIT = re.compile(r"\d[\d,.]*\s*([가-힣A-Za-z%~]*)")
 _DATE_IN_TEXT = re.compile(r"\d+\s*(일|월|년)|\d{4}[.-]\d{1,2}|오전|오후|전날|이날|어제|지난해|올해|작년|\d+\s*시")
 _PLACE_HINT = re.compile(r"[가-힣A-Za-z]+(시|도|군|구|캠퍼스|공장|본사|호텔|센터|주|국)\b|에서")
 _PERSON_HINT = re.compile(r"(회장|사장|대표|CEO|최고경영자|부회장|장관|총재|의원|창업자|기자|부문장|사업부장)")
+_TITLE = (r"(부회장|회장|부사장|사장|대표이사|대표|최고경영자|CEO|의장|장관|차관|의원|총재|창업자|부문장|사업부장|"
+          r"본부장|위원장|이사장|총리|대통령|교수|연구원|원장|청장|단장|실장|팀장)")
+# The commonest Korean surnames (over 90% of people): a three-syllable word starting with one of
+# them, before a title, is a name even where Kiwi splits it ("유영상" -> 유 + 영상).
+_SURNAMES = frozenset("김 이 박 최 정 강 조 윤 장 임 한 오 서 신 권 황 안 송 전 홍 유 고 문 양 손 배 백 허 남 심 노 하 곽 성 차 주 우 구 민 류 나 진 지 엄 채 원 천 방 공 현 함 변 염 여 추 도 소 석 선 설 마 길 연 위 표 명 기 반 왕 금 옥 육 인 맹 제 모 탁 국 어 은 편 용".split())
+# a name followed by its title, perhaps with the organisation between: "곽노정 SK하이닉스 사장",
+# "최태원 SK(034730)그룹 회장", "올트먼 CEO"
+_NAMED_PERSON = re.compile(rf"(?=(?<![가-힣A-Za-z0-9])([가-힣]{{2,4}})\s+(?:\S+\s+){{0,2}}?{_TITLE})")
+
+
+def named_persons(text: str) -> set[str]:
+    """Names in ``text`` that stand before a title: proper nouns by Kiwi, or three syllables
+    starting with a common surname."""
+    proper = {m.form for m in analyze(text) if m.tag == "NNP"}
+    return {m.group(1) for m in _NAMED_PERSON.finditer(text)
+            if m.group(1) in proper or (len(m.group(1)) == 3 and m.group(1)[0] in _SURNAMES)}
 
 
 def question_language(question: str) -> str:
@@ -66,7 +83,9 @@ def asked_type(question: str) -> str | None:
     return None
 
 
-def holds_type(text: str, kind: str | None) -> bool:
+def holds_type(text: str, kind: str | None, known: frozenset[str] = frozenset()) -> bool:
+    """Whether ``text`` holds the kind of thing asked for. ``known``: the question's own names (and
+    their Korean forms), which cannot be the answer to "who" (the person asked for is someone else)."""
     if kind is None:
         return True
     if kind.startswith("count:"):  # 몇 명 -> "10명", "두 명"; 몇 곳 -> "10곳"
@@ -86,7 +105,7 @@ def holds_type(text: str, kind: str | None) -> bool:
     if kind == "date":
         return bool(_DATE_IN_TEXT.search(text))
     if kind == "person":
-        return bool(_PERSON_HINT.search(text)) or any(m.tag == "NNP" for m in analyze(text))
+        return any(not any(name in k or k in name for k in known) for name in named_persons(text))
     if kind == "place":
         return bool(_PLACE_HINT.search(text)) or any(m.tag == "NNP" for m in analyze(text))
     return True
@@ -186,6 +205,9 @@ def score_sentences(question: str, q_vec: np.ndarray, hits: list[Hit], sentence_
     if passage_share is not None:
         qt = replace(qt, required=tuple(t for t in qt.required if passage_share(t) <= COMMON_NAME_SHARE))
     kind = asked_type(question)
+    # the question's own names and their Korean forms: the person asked for is someone else
+    known = frozenset(t for t in qt.terms if not t.startswith("en:") and len(t) > 1) | frozenset(
+        f for forms in qt.alts.values() for f in forms)
     total_w = sum(qt.terms.values())
     seen: set[tuple[str, int]] = set()
     out: list[Candidate] = []
@@ -206,7 +228,7 @@ def score_sentences(question: str, q_vec: np.ndarray, hits: list[Hit], sentence_
                       for t, w in qt.terms.items()) / total_w if total_w else None
             missing = tuple(t for t in qt.required if not _contains(ctx_low, ctx_forms, t, qt.alts))
             c = Candidate(rank, hit, s.start, s.end, s.text, float(sentence_vecs[key] @ q_vec), cov or 0.0,
-                          holds_type(s.text, kind), missing, matched)
+                          holds_type(s.text, kind, known), missing, matched)
             c.score = (c.dense + weights.coverage * c.coverage + weights.type_match * c.type_ok
                        + weights.rank_prior / (1 + rank))
             dense_n = min(1.0, max(0.0, (c.dense - weights.dense_low) / (weights.dense_high - weights.dense_low)))
@@ -229,8 +251,10 @@ def score_sentences(question: str, q_vec: np.ndarray, hits: list[Hit], sentence_
 
 def choose_evidence(cands: list[Candidate], max_sentences: int = 2, margin: float = 0.015) -> list[Candidate]:
     """The best sentence, plus a runner-up from another article when it scores almost as well and
-    holds a question term the best one lacks (questions whose answer spans two articles): a second
-    quote that only repeats what the first covers adds a citation, not evidence."""
+    holds a question term the best one lacks (an answer spread over two articles, or a near tie
+    between them): a second quote that only repeats what the first covers adds a citation, not
+    evidence. Measured on the eval set: quoting only the best sentence gives citation precision
+    0.79 but answer accuracy 0.82; with the runner-up rule, 0.75 and 0.86."""
     if not cands:
         return []
     chosen = [cands[0]]
