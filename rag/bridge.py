@@ -117,6 +117,9 @@ class WordEncoder:
     def encode(self, texts: list[str]) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def encode_words(self, words: list[str]) -> np.ndarray:
+        return self.encode(words)
+
 
 class E5Words(WordEncoder):
     """The store's own embedder (e5 by default, in "query" mode for both sides): it knows
@@ -134,6 +137,10 @@ class E5Words(WordEncoder):
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.vstack([self.embedder._timed_encode(texts[i:i + 64], is_query=True)
                           for i in range(0, len(texts), 64)]).astype(np.float32)
+
+    def encode_words(self, words: list[str]) -> np.ndarray:
+        """A question's words: through the embedder's query memo (the same words recur)."""
+        return self.embedder.embed_queries(words) if words else self.encode(words)
 
 
 class UseWords(WordEncoder):
@@ -163,6 +170,14 @@ class UseWords(WordEncoder):
 
 _use: UseWords | None = None
 _lock = threading.Lock()
+
+
+def warm_up(embedder, store=None) -> None:
+    """Load USE and open the store's term collections (the first English question pays it otherwise)."""
+    for enc in word_encoders(embedder):
+        enc.encode_words(["warm-up"])
+        if store is not None:
+            store.has_terms(enc.key)
 
 
 def word_encoders(embedder) -> list[WordEncoder]:
@@ -268,7 +283,7 @@ def bridge_terms(words: list[tuple[str, bool]], vocab: dict[str, str], embedder,
         return []
     found: list[set[str]] = [set() for _ in words]
     for enc in word_encoders(embedder):
-        W = enc.encode([w.lower() for w, _ in words])
+        W = enc.encode_words([w.lower() for w, _ in words])
         # acronyms ("US", "UAE") are abbreviations of words the encoders know, not names to guess at
         lows = [NAME_TRANSLATE_MIN[enc.key] if is_name and not w.isupper() else TRANSLATE_MIN[enc.key]
                 for w, is_name in words]

@@ -95,6 +95,9 @@ def warm_up(settings: Settings) -> None:
     store = get_store(settings, embedder)
     if store.count():
         store.keyword_index()
+        from .bridge import warm_up as warm_bridge
+
+        warm_bridge(embedder, store)
     kiwi.join()
 
 

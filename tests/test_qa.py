@@ -44,6 +44,20 @@ def test_english_question_finds_korean_evidence(seeded_settings):
     assert "G42" in a.text and any("G42" in c.quote for c in a.citations)
 
 
+@pytest.mark.parametrize("question,fact", [
+    # "US" is bridged to "미국" (the sentence never writes "US")
+    ("Which US chip company is OpenAI already developing its own AI chip with?", "브로드컴"),
+    # a price is asked for: the sentence with "52주 신고가" (a number, no currency) cannot answer
+    ("At what price did SK hynix shares close on the day news of Altman's visit broke?", "14만2600원"),
+    # "한국" is in most passages, so the sentence that says "우리나라" instead still answers
+    ("올트먼은 원래 한국에 몇 시간만 머무를 계획이었나?", "6시간"),
+])
+def test_bridged_words_and_answer_kinds_find_the_fact(seeded_settings, question, fact):
+    a = ask(question, settings=seeded_settings)
+    assert not a.abstained, a.to_dict()
+    assert fact in a.citations[0].quote
+
+
 @pytest.mark.parametrize("question", ["송도호 서울시의원의 출판기념회는 어디에서 열렸나?",
                                       "올트먼은 방한 중 LG전자 구광모 회장과 무엇을 논의했나?"])
 def test_boilerplate_and_unstated_facts_abstain(seeded_settings, question):
@@ -51,6 +65,11 @@ def test_boilerplate_and_unstated_facts_abstain(seeded_settings, question):
     assert a.abstained and a.text == "제공된 기사에서 답을 찾을 수 없습니다."
     assert not a.citations and a.retrieved  # still shows the closest passages
     assert all("송도호" not in h.chunk.text for h in a.retrieved)
+
+
+def test_who_question_without_any_such_person_abstains(seeded_settings):
+    a = ask("Who won the 2024 Korean professional baseball championship?", settings=seeded_settings)
+    assert a.abstained and a.text == "I couldn't find this in the indexed articles."
 
 
 def test_filters_narrow_both_signals(seeded_settings):
