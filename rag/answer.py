@@ -32,7 +32,7 @@ _ASK_TYPES_KO = [("date", re.compile(r"언제|몇\s*년|몇\s*월|며칠|날짜|
                  ("duration", re.compile(r"몇\s*(시간|분|초|일간|개월|주간|년간)|얼마\s*(동안|나\s*오래|간)|기간")),
                  ("count", re.compile(r"몇\s*(명|곳|개(?!월)|건|차례|번|대|가지|종|척|채|마리|군데)")),
                  ("number", re.compile(r"몇|얼마|규모|수치")),
-                 ("person", re.compile(r"누구|누가|누군|인물|어떤\s*사람")),
+                 ("person", re.compile(r"누구|누가|누군|인물|어떤\s*사람(?!이?라고)")),
                  ("place", re.compile(r"어디|어느\s*(곳|도시|나라|지역)|장소|위치"))]
 _ASK_TYPES_EN = [("date", re.compile(r"\bwhen\b|what (date|day|year|month|time)|which (date|day|year|month)", re.I)),
                  ("money", re.compile(r"\bwhat\b[^?]{0,60}\b(price|revenue|profit|sales|cost|valuation|salary|fee)\b|how much\b[^?]*\b(money|funding|fund|invest|pay|paid|cost|raise|spend|spent|earn|worth|sell|sold|buy|bought)", re.I)),
@@ -56,9 +56,9 @@ _TITLE = (r"(부회장|회장|부사장|사장|대표이사|대표|최고경영�
 # The commonest Korean surnames (over 90% of people): a three-syllable word starting with one of
 # them, before a title, is a name even where Kiwi splits it ("유영상" -> 유 + 영상).
 _SURNAMES = frozenset("김 이 박 최 정 강 조 윤 장 임 한 오 서 신 권 황 안 송 전 홍 유 고 문 양 손 배 백 허 남 심 노 하 곽 성 차 주 우 구 민 류 나 진 지 엄 채 원 천 방 공 현 함 변 염 여 추 도 소 석 선 설 마 길 연 위 표 명 기 반 왕 금 옥 육 인 맹 제 모 탁 국 어 은 편 용".split())
-# a name followed by its title, perhaps with the organisation between: "곽노정 SK하이닉스 사장",
-# "최태원 SK(034730)그룹 회장", "올트먼 CEO"
-_NAMED_PERSON = re.compile(rf"(?=(?<![가-힣A-Za-z0-9])([가-힣]{{2,4}})\s+(?:\S+\s+){{0,2}}?{_TITLE})")
+# a name followed by its title, perhaps with the organisation between or compounded with it:
+# "곽노정 SK하이닉스 사장", "최태원 SK(034730)그룹 회장", "올트먼 CEO", "최시영 파운드리사업부장"
+_NAMED_PERSON = re.compile(rf"(?=(?<![가-힣A-Za-z0-9])([가-힣]{{2,4}})\s+(?:\S+\s+){{0,2}}?[^\s]*?{_TITLE})")
 
 
 def named_persons(text: str) -> set[str]:
@@ -140,7 +140,8 @@ def question_terms(question: str) -> QuestionTerms:
     if not korean:
         # English words cannot be matched against Korean text; only acronyms and numbers can
         # (HBM, TSMC, G42, 2024), so only they count as terms the evidence must hold.
-        for tok in re.findall(r"\b[A-Z][A-Z0-9]+\b|\b[A-Z]*\d[\w.]*\b", question):
+        # a model or product name with its number stays whole: "GPT-5" is not "GPT" and "5"
+        for tok in re.findall(r"\b[A-Z][A-Za-z0-9]*-\d[\w.]*\b|\b[A-Z][A-Z0-9]+\b(?!-\d)|\b[A-Z]*\d[\w.]*\b(?<!-)", question):
             terms[tok.lower()] = 2.0
             required.append(tok.lower())
         return QuestionTerms(terms, tuple(dict.fromkeys(required)))
@@ -154,6 +155,35 @@ def question_terms(question: str) -> QuestionTerms:
         elif m.tag in ("NNG", "XR", "NR") or (m.tag in ("VV", "VA") and len(form) > 1):
             terms.setdefault(form, 1.0)
     return QuestionTerms(terms, tuple(dict.fromkeys(required)))
+
+
+_QUESTION_NUMBER = re.compile(r"\d[\d,.]*\s*[가-힣%]*")
+
+
+def _without(text: str, numbers: list[str]) -> str:
+    for n in numbers:
+        text = text.replace(n.strip(), " ")
+    return text
+
+
+_HOW_MANY = re.compile(r"\bhow many ([a-z][a-z-]+)", re.I)
+
+
+def counted_term(question: str, qt: QuestionTerms) -> str | None:
+    """The term a count question counts, when it says so: "직원 수는 몇 명" -> "직원", "how many
+    employees" -> its bridged word (only when the bridge found Korean forms for it)."""
+    if has_hangul(question):
+        morphs = analyze(question)
+        for prev, cur in zip(morphs, morphs[1:]):
+            if cur.form == "수" and cur.tag in ("NNG", "NNB") and prev.tag in ("NNG", "NNP") and prev.form in qt.terms:
+                return prev.form
+        return None
+    m = _HOW_MANY.search(question)
+    if m:
+        key = f"en:{m.group(1).lower()}"
+        if qt.alts.get(key):
+            return key
+    return None
 
 
 def _contains(text_low: str, forms: set[str], term: str, alts: dict[str, frozenset[str]] | None = None) -> bool:
@@ -208,6 +238,8 @@ def score_sentences(question: str, q_vec: np.ndarray, hits: list[Hit], sentence_
     # the question's own names and their Korean forms: the person asked for is someone else
     known = frozenset(t for t in qt.terms if not t.startswith("en:") and len(t) > 1) | frozenset(
         f for forms in qt.alts.values() for f in forms)
+    counted = counted_term(question, qt)
+    asked_numbers = _QUESTION_NUMBER.findall(question)
     total_w = sum(qt.terms.values())
     seen: set[tuple[str, int]] = set()
     out: list[Candidate] = []
@@ -227,8 +259,12 @@ def score_sentences(question: str, q_vec: np.ndarray, hits: list[Hit], sentence_
             cov = sum(w if t in matched else (0.5 * w if _contains(ctx_low, ctx_forms, t, qt.alts) else 0.0)
                       for t, w in qt.terms.items()) / total_w if total_w else None
             missing = tuple(t for t in qt.required if not _contains(ctx_low, ctx_forms, t, qt.alts))
+            # a count of something ("직원 수", "how many employees") must count that thing, and a
+            # number the question itself states ("52주 신고가는 얼마") is not the one asked for
+            type_ok = (holds_type(_without(s.text, asked_numbers), kind, known)
+                       and (counted is None or counted in matched))
             c = Candidate(rank, hit, s.start, s.end, s.text, float(sentence_vecs[key] @ q_vec), cov or 0.0,
-                          holds_type(s.text, kind, known), missing, matched)
+                          type_ok, missing, matched)
             c.score = (c.dense + weights.coverage * c.coverage + weights.type_match * c.type_ok
                        + weights.rank_prior / (1 + rank))
             dense_n = min(1.0, max(0.0, (c.dense - weights.dense_low) / (weights.dense_high - weights.dense_low)))

@@ -239,8 +239,10 @@ def _cmd_ask(args, settings: Settings) -> int:
     from .qa import ask, clean_question, warm_up
 
     settings = settings.with_(k=args.k, answer_mode=args.mode)
-    clean_question(args.question, settings.max_question_chars)  # a bad question fails before any loading
-    warm_up(settings)
+    q = clean_question(args.question, settings.max_question_chars)  # a bad question fails before any loading
+    from .answer import question_language
+
+    warm_up(settings, english=question_language(q) == "en")
     filters = {"publisher": args.publisher, "since": args.since, "until": args.until}
     answer = ask(args.question, filters={k: v for k, v in filters.items() if v}, settings=settings)
     if args.json:
