@@ -35,7 +35,7 @@ def measure(settings, rounds: int) -> dict:
 
     qs = [json.loads(line)["question"] for line in (ROOT / "eval" / "gold.jsonl").read_text(encoding="utf-8").splitlines()
           if line.strip()]
-    warm_up(settings)
+    warm_up(settings, wait=True)
     ask(qs[0], settings=settings)
     embedder = get_embedder(settings)
     total, parts = [], {}

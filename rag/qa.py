@@ -81,13 +81,14 @@ def _prepare(question: str, history, settings: Settings, k: int, filters, use_ke
     return q, language, standalone, embedder, store, q_vec, hits, timings
 
 
-def warm_up(settings: Settings, english: bool = True) -> None:
+def warm_up(settings: Settings, english: bool = True, wait: bool = False) -> None:
     """Load Kiwi, the embedder, the store and its keyword index, Kiwi on a second thread (both
     engines release the GIL), so process start to first answer is the slower of the two, not their sum.
 
     The English-question bridge (multilingual USE, whose tokenizer takes about 2 s to parse) loads
     on a third thread that is not waited for: a Korean question never needs it, and an English one
-    asked before it is ready waits only for the rest. ``english=False`` skips it."""
+    asked before it is ready waits only for the rest. ``english=False`` skips it; ``wait=True``
+    waits for it too (for latency measurements)."""
     import threading
 
     from .korean import get_kiwi
@@ -102,7 +103,10 @@ def warm_up(settings: Settings, english: bool = True) -> None:
         if english:
             from .bridge import warm_up as warm_bridge
 
-            threading.Thread(target=warm_bridge, args=(embedder, store), name="bridge-load", daemon=True).start()
+            bridge = threading.Thread(target=warm_bridge, args=(embedder, store), name="bridge-load", daemon=True)
+            bridge.start()
+            if wait:
+                bridge.join()
     kiwi.join()
 
 
