@@ -152,9 +152,10 @@ def run_ours(items: list[dict], settings: Settings, *, k: int, use_keyword: bool
     """Run ``ask()`` on every item. It runs with threshold 0 and the configured threshold is applied
     afterwards exactly as ``ask()`` applies it, so one run also gives the accuracy/threshold curve."""
     from rag.answer import ABSTAIN_TEXT
-    from rag.qa import ask
+    from rag.qa import ask, warm_up
 
     settings = replace(settings, abstain_threshold=0.0)
+    warm_up(settings, wait=True)  # latencies are of answering, not of loading models
     out = []
     for item in items:
         t0 = time.perf_counter()

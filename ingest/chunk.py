@@ -29,15 +29,16 @@ def chunk_morphemes(article: Article, chunks: list[Chunk]) -> list[list[str]]:
     return [title + [t for s in c.sentences for t in by_span.get((s.start, s.end), ())] for c in chunks]
 
 
-def article_terms(article: Article) -> tuple[str, ...]:
-    """The article's Korean nouns (for the store's term collection), from the cached Kiwi pass."""
+def article_terms(article: Article) -> tuple[tuple[str, str], ...]:
+    """The article's Korean nouns with their Kiwi tags (for the store's term collections), from the
+    cached Kiwi pass."""
     from rag.bridge import nouns_of
     from rag.korean import analyze
 
     vocab: dict[str, str] = nouns_of(analyze(article.title)) if article.title else {}
     for _, morphs in _analyzed(article):
         nouns_of(morphs, vocab)
-    return tuple(sorted(vocab))
+    return tuple(sorted(vocab.items()))
 
 
 _hash = content_id  # ids are content hashes (rag.store reads sentences back by the same id)

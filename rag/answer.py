@@ -285,12 +285,12 @@ def score_sentences(question: str, q_vec: np.ndarray, hits: list[Hit], sentence_
     return out
 
 
-def choose_evidence(cands: list[Candidate], max_sentences: int = 2, margin: float = 0.015) -> list[Candidate]:
-    """The best sentence, plus a runner-up from another article when it scores almost as well and
-    holds a question term the best one lacks (an answer spread over two articles, or a near tie
-    between them): a second quote that only repeats what the first covers adds a citation, not
-    evidence. Measured on the eval set: quoting only the best sentence gives citation precision
-    0.81 and answer accuracy 0.82; with the runner-up rule, 0.75 and 0.86."""
+def choose_evidence(cands: list[Candidate], max_sentences: int = 1, margin: float = 0.015) -> list[Candidate]:
+    """The best sentence; with ``max_sentences=2``, also a runner-up from another article when it
+    scores within ``margin`` and holds a question term the best one lacks (a second quote that only
+    repeats what the first covers adds a citation, not evidence). One is the default, measured on
+    the eval set: answer accuracy 0.86 and citation precision 0.83, against 0.88 and 0.75 with the
+    runner-up (its second quotes were the evidence about one time in seven)."""
     if not cands:
         return []
     chosen = [cands[0]]

@@ -56,7 +56,7 @@ class ArticleRecords:
     sentence_vecs: np.ndarray
     raw_hash: str
     source_path: str | None
-    terms: tuple[str, ...] = ()  # Korean nouns of the article (for the term collection)
+    terms: tuple[tuple[str, str], ...] = ()  # Korean nouns of the article and their tags (term collections)
 
 
 @dataclass(frozen=True)
