@@ -50,7 +50,6 @@ _DURATION = re.compile(r"\d[\d,.]*\s*여?\s*(시간|분|초|일간|일 동안|�
 _NUMBER_UNIT = re.compile(r"\d[\d,.]*\s*([가-힣A-Za-z%~]*)")
 _DATE_IN_TEXT = re.compile(r"\d+\s*(일|월|년)|\d{4}[.-]\d{1,2}|오전|오후|전날|이날|어제|지난해|올해|작년|\d+\s*시")
 _PLACE_HINT = re.compile(r"[가-힣A-Za-z]+(시|도|군|구|캠퍼스|공장|본사|호텔|센터|주|국)\b|에서")
-_PERSON_HINT = re.compile(r"(회장|사장|대표|CEO|최고경영자|부회장|장관|총재|의원|창업자|기자|부문장|사업부장)")
 _TITLE = (r"(부회장|회장|부사장|사장|대표이사|대표|최고경영자|CEO|의장|장관|차관|의원|총재|창업자|부문장|사업부장|"
           r"본부장|위원장|이사장|총리|대통령|교수|연구원|원장|청장|단장|실장|팀장)")
 # The commonest Korean surnames (over 90% of people): a three-syllable word starting with one of

@@ -15,9 +15,10 @@ The bridge maps each content word of the question to the Korean nouns of the ret
 
 Each English word becomes a *slot*: the set of Korean forms that count as that word. Answer scoring
 and abstention then treat an English question like a Korean one: which slots does a sentence fill?
-Term vectors are stored in the store's term collection at ingest (``store_terms``), and an English
-word is looked up among all of them; a store built before the bridge has none, and then the nouns of
-the retrieved passages are embedded on first use and kept in memory instead.
+Term vectors are stored in the store's term collections at ingest (``store_terms``: one per word
+encoder), and an English word is looked up among all of them. A store without them (built before
+the bridge, until its next ``rag ingest`` re-indexes it) still works: the nouns of the retrieved
+passages are encoded on first use and kept in memory instead.
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ class E5Words(WordEncoder):
 
     key = "embedder"
     # names only: common nouns are USE's side. Encoding every noun with e5 too cost a quarter of the
-    # seeds' ingest and measured worse (English answer accuracy 0.81 against 0.85 with names only).
+    # seeds' ingest and measured worse (English answer accuracy 0.81 against 0.85 with names only,
+    # both with the runner-up quote rule then in use).
     tags = frozenset({"NNP"})
 
     def __init__(self, embedder) -> None:
@@ -186,7 +188,8 @@ def warm_up(embedder, store=None) -> None:
 
 
 def word_encoders(embedder) -> list[WordEncoder]:
-    """The bridge's two word encoders: the store's embedder and USE (loaded once, 0.1 s)."""
+    """The bridge's two word encoders: the store's embedder and USE (created once; its tokenizer is
+    parsed on first use, about 2 s, which ``warm_up`` does ahead of the first question)."""
     global _use
     if _use is None:
         with _lock:
@@ -273,7 +276,7 @@ def _translations(enc: WordEncoder, W: np.ndarray, minimum: list[float], vocab: 
             ranked = sorted(((2.0 * cos - hub, form) for form, cos, hub in near), reverse=True)
             out.append({form for score, form in ranked[:MAX_FORMS] if score >= low})
         return out
-    forms = sorted(vocab)
+    forms = sorted(f for f, tag in vocab.items() if tag in enc.tags)
     if not forms:
         return [set() for _ in range(len(W))]
     V, hub = term_table(enc).get(forms)
