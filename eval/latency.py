@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ask() over {result['n']} questions{' with one core busy' if args.contend else ''} "
           f"(OMP_WAIT_POLICY={result['omp_wait_policy']}): p50 {a['p50']:.0f} ms, p95 {a['p95']:.0f} ms, "
           f"p99 {a['p99']:.0f} ms, max {a['max']:.0f} ms; p95/p50 {a['p95'] / a['p50']:.2f}")
-    for k in ("embed_query", "retrieve", "answer"):
+    for k in ("embed_query", "bridge", "retrieve", "answer"):
         if k in result:
             print(f"  {k}: p50 {result[k]['p50']:.1f} ms, p95 {result[k]['p95']:.1f} ms, max {result[k]['max']:.1f} ms")
     return 0

@@ -159,7 +159,9 @@ def run_ours(items: list[dict], settings: Settings, *, k: int, use_keyword: bool
     out = []
     for item in items:
         t0 = time.perf_counter()
-        a = ask(item["question"], k=max(k, 10), settings=settings, use_keyword=use_keyword)
+        # answers come from the configured number of passages (RAG_K, 10 by default), as ask()'s do;
+        # k is only the cutoff of the retrieval metrics
+        a = ask(item["question"], k=max(k, settings.k), settings=settings, use_keyword=use_keyword)
         ms = (time.perf_counter() - t0) * 1000
         o = Outcome(a.text, a.abstained, tuple(h.chunk.article_id for h in a.retrieved),
                     tuple(h.chunk.text for h in a.retrieved[:k]), tuple(c.quote for c in a.citations), ms,

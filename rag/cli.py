@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ask", help="answer a question from the stored articles, with citations")
     p.add_argument("question")
-    p.add_argument("--k", type=int, help="passages to retrieve (default $RAG_K or 5)")
+    p.add_argument("--k", type=int, help="passages to retrieve (default $RAG_K or 10)")
     p.add_argument("--publisher", action="append", help="only this publisher (repeatable)")
     p.add_argument("--since", help="only articles dated on or after YYYY-MM-DD")
     p.add_argument("--until", help="only articles dated on or before YYYY-MM-DD")

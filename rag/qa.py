@@ -77,8 +77,9 @@ def _prepare(question: str, history, settings: Settings, k: int, filters, use_ke
     q = clean_question(question, settings.max_question_chars)
     language = ex.question_language(q)
     standalone = standalone_question(q, history, settings)
-    embedder, store, q_vec, hits, timings = _retrieve(standalone, settings, k, filters, use_keyword)
-    return q, language, standalone, embedder, store, q_vec, hits, timings
+    embedder, store, q_vec, hits, timings, translations = _retrieve(standalone, settings, k, filters,
+                                                                    use_keyword, language)
+    return q, language, standalone, embedder, store, q_vec, hits, timings, translations
 
 
 def warm_up(settings: Settings, english: bool = True, wait: bool = False) -> None:
@@ -110,16 +111,29 @@ def warm_up(settings: Settings, english: bool = True, wait: bool = False) -> Non
     kiwi.join()
 
 
-def _retrieve(question: str, settings: Settings, k: int, filters, use_keyword: bool = True):
+def _retrieve(question: str, settings: Settings, k: int, filters, use_keyword: bool = True, language: str = "ko"):
+    """Embed and retrieve. An English question's words are bridged to Korean nouns first (returned
+    for the answer step, which adds romanized names), and BM25 searches for those."""
     embedder = get_embedder(settings)
     store = get_store(settings, embedder)
     retriever = HybridRetriever(store=store, embedder=embedder, k=k, use_keyword=use_keyword)
     t0 = time.perf_counter()
     q_vec = embedder.embed_queries([question])[0]
     t1 = time.perf_counter()
-    hits = retriever.search(question, k, filters, vector=q_vec)
-    t2 = time.perf_counter()
-    return embedder, store, q_vec, hits, {"embed_query": (t1 - t0) * 1000, "retrieve": (t2 - t1) * 1000}
+    timings = {"embed_query": (t1 - t0) * 1000}
+    tokens = translations = None
+    if language == "en" and use_keyword:
+        from .bridge import english_words, translate_words
+
+        translations = translate_words(english_words(question), embedder, store)
+        if translations is not None:
+            tokens = sorted(set().union(*translations)) if translations else []
+        t1b = time.perf_counter()
+        timings["bridge"] = (t1b - t1) * 1000
+        t1 = t1b
+    hits = retriever.search(question, k, filters, vector=q_vec, keyword_tokens=tokens)
+    timings["retrieve"] = (time.perf_counter() - t1) * 1000
+    return embedder, store, q_vec, hits, timings, translations
 
 
 def _abstain(question, standalone, language, hits, timings, mode, notice=None, confidence=0.0) -> Answer:
@@ -128,10 +142,11 @@ def _abstain(question, standalone, language, hits, timings, mode, notice=None, c
                   standalone_question=standalone, notice=notice, confidence=confidence)
 
 
-def _extractive(question, standalone, language, q_vec, hits, store, settings, timings, notice=None) -> Answer:
+def _extractive(question, standalone, language, q_vec, hits, store, settings, timings, notice=None,
+                translations=None) -> Answer:
     t0 = time.perf_counter()
     svecs = store.sentence_vectors_for([h.chunk for h in hits])
-    slots = _bridge(standalone, hits, store, settings) if language == "en" else ()
+    slots = _bridge(standalone, hits, store, settings, translations) if language == "en" else ()
     cands = ex.score_sentences(standalone, q_vec, hits, svecs, slots=slots,
                                passage_share=store.keyword_index().passage_share)
     chosen = ex.choose_evidence(cands)
@@ -145,12 +160,13 @@ def _extractive(question, standalone, language, q_vec, hits, store, settings, ti
                   confidence=confidence)
 
 
-def _bridge(question: str, hits, store, settings: Settings):
-    """The English question's words mapped to the Korean nouns of the retrieved passages."""
+def _bridge(question: str, hits, store, settings: Settings, translations=None):
+    """The English question's words mapped to Korean nouns (``translations``: already found by
+    ``_retrieve``), plus names matched by romanization in the retrieved passages."""
     from .bridge import bridge_terms, bridge_vocab, english_words
 
     vocab = bridge_vocab([f"{h.chunk.title} {h.chunk.text}" for h in hits])
-    return bridge_terms(english_words(question), vocab, get_embedder(settings), store)
+    return bridge_terms(english_words(question), vocab, get_embedder(settings), store, translations)
 
 
 def ask(question: str, *, k: int | None = None, filters: dict | None = None,
@@ -173,14 +189,15 @@ def ask(question: str, *, k: int | None = None, filters: dict | None = None,
     """
     settings = settings or Settings.from_env()
     t_start = time.perf_counter()
-    q, language, standalone, embedder, store, q_vec, hits, timings = _prepare(
+    q, language, standalone, embedder, store, q_vec, hits, timings, translations = _prepare(
         question, history, settings, k or settings.k, filters, use_keyword)
     if not hits:
         ans = _abstain(q, standalone, language, hits, timings, "extractive")
     elif settings.use_llm:
         ans = _generative(q, standalone, language, q_vec, hits, store, embedder, settings, timings)
     else:
-        ans = _extractive(q, standalone, language, q_vec, hits, store, settings, timings)
+        ans = _extractive(q, standalone, language, q_vec, hits, store, settings, timings,
+                          translations=translations)
     ans.timings_ms["total"] = (time.perf_counter() - t_start) * 1000
     return ans
 
@@ -228,7 +245,7 @@ def ask_stream(question: str, *, k: int | None = None, filters: dict | None = No
     from .llm import stream
 
     t_start = time.perf_counter()
-    q, language, standalone, embedder, store, q_vec, hits, timings = _prepare(
+    q, language, standalone, embedder, store, q_vec, hits, timings, translations = _prepare(
         question, history, settings, k or settings.k, filters)
     pieces: list[str] = []
     try:
@@ -239,6 +256,6 @@ def ask_stream(question: str, *, k: int | None = None, filters: dict | None = No
                                 settings, timings)
     except LLMError as e:
         ans = _extractive(q, standalone, language, q_vec, hits, store, settings, timings,
-                          notice=f"{e}; showing the extractive answer instead")
+                          notice=f"{e}; showing the extractive answer instead", translations=translations)
     ans.timings_ms["total"] = (time.perf_counter() - t_start) * 1000
     yield ans

@@ -114,6 +114,7 @@ class ArticleStore:
         self._chunks = None
         self._sentences = None
         self._terms: dict = {}  # word encoder -> its term collection
+        self._terms_seen: set[str] = set()  # encoders whose term collection is known to be non-empty
         self._keyword = None  # (generation, KeywordIndex)
         self._writer_lock = None
 
@@ -468,7 +469,14 @@ class ArticleStore:
                          [{"term": f, "hub": float(h)} for f, h in zip(forms, hubs)])
 
     def has_terms(self, encoder: str) -> bool:
-        return bool(self._term_collection(encoder).peek(limit=1)["ids"])
+        """Whether the encoder's term collection holds anything (once it does, it always will, short
+        of ``reset``: remembered, so an English question does not ask Chroma each time)."""
+        if encoder in self._terms_seen:
+            return True
+        if self._term_collection(encoder).peek(limit=1)["ids"]:
+            self._terms_seen.add(encoder)
+            return True
+        return False
 
     def nearest_terms(self, vectors: np.ndarray, n: int, encoder: str) -> list[list[tuple[str, float, float]]]:
         """For each vector, its ``n`` nearest stored terms as (form, cosine, hub penalty)."""
@@ -524,7 +532,7 @@ class ArticleStore:
                     log.warning("could not delete collection %s: %s", name, e)
             shutil.rmtree(self._keyword_dir(), ignore_errors=True)
             self._chunks = self._sentences = self._keyword = None
-            self._terms = {}
+            self._terms, self._terms_seen = {}, set()
 
 
 def _prune_keyword_dirs(base: Path, keep: str, grace_s: float = 60.0) -> None:

@@ -135,3 +135,20 @@ def test_one_quote_by_default_and_a_second_only_when_it_adds_a_question_term():
     assert ex.choose_evidence([best, same, adds], 2) == [best, adds]
     assert ex.choose_evidence([best, _cand("a", 0.999, {"회동"})], 2) == [best]  # same article
     assert ex.choose_evidence([best, _cand("c", 0.95, {"회동"})], 2) == [best]  # not nearly tied
+
+
+@pytest.mark.slow
+def test_english_questions_search_bm25_with_their_bridged_nouns(seeded_settings):
+    from rag.qa import ask
+    from rag.retrieve import BRIDGED_KEYWORD_WEIGHT, HybridRetriever
+    from rag.embed import get_embedder
+    from rag.store import get_store
+
+    a = ask("At which hotel did Chey Tae-won and Sam Altman meet?", settings=seeded_settings)
+    assert "bridge" in a.timings_ms
+    assert any(h.keyword_rank is not None for h in a.retrieved)  # BM25 took part
+    assert any("더플라자호텔" in h.chunk.text for h in a.retrieved[:3])
+    embedder = get_embedder(seeded_settings)
+    r = HybridRetriever(store=get_store(seeded_settings, embedder), embedder=embedder)
+    assert r.keyword_weight("hotel", ["호텔", "없는말"]) == pytest.approx(BRIDGED_KEYWORD_WEIGHT * 0.5)
+    assert r.keyword_weight("hotel") == 0.0  # the English word itself is not in the Korean index

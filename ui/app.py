@@ -202,7 +202,7 @@ def build_app(settings: Settings):
                 since = gr.Textbox(label="Since (YYYY-MM-DD)")
                 until = gr.Textbox(label="Until (YYYY-MM-DD)")
             with gr.Row():
-                k = gr.Slider(1, 10, value=settings.k, step=1, label="Passages to retrieve")
+                k = gr.Slider(1, 20, value=settings.k, step=1, label="Passages to retrieve")
                 modes = ["extractive", "llm"] if settings.llm_configured else ["extractive"]
                 mode = gr.Radio(modes, value="llm" if settings.use_llm else "extractive", label="Answer mode")
         with gr.Accordion("Add articles", open=False):
@@ -210,10 +210,10 @@ def build_app(settings: Settings):
             add = gr.Button("Add to the store")
             ingest_result = gr.Markdown("", elem_id="ingest-result")
 
-        def api_ask(question: str, k: int = 5) -> dict:
-            """One question in, the Answer as JSON out (errors as {"error": message})."""
+        def api_ask(question: str, k: int = 0) -> dict:
+            """One question in, the Answer as JSON out (errors as {"error": message}); k=0: RAG_K."""
             try:
-                return ask(question, k=int(k), settings=settings).to_dict()
+                return ask(question, k=int(k) or settings.k, settings=settings).to_dict()
             except RagError as e:
                 return {"error": str(e)}
 
