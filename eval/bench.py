@@ -320,9 +320,10 @@ def _query_side(job, settings, embedder, *, retrieve, answer) -> dict:
 
 
 def cold_start(job: dict) -> float:
-    """Seconds from starting a new Python process to its first answer (``rag ask`` does the same)."""
+    """Seconds from starting a new Python process to its first answer to a Korean question, loading
+    what ``rag ask`` loads for one (not the English bridge's word encoder)."""
     code = ("import sys, json; job = json.loads(sys.argv[1]); from eval.bench import _settings_for; "
-            "from rag.qa import warm_up, ask; s = _settings_for(job); warm_up(s); "
+            "from rag.qa import warm_up, ask; s = _settings_for(job); warm_up(s, english=False); "
             "a = ask('샘 올트먼이 방문한 공장은 어디인가요?', settings=s); print(len(a.text))")
     if job["pipeline"] == "naive":
         return float("nan")
