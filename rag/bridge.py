@@ -148,7 +148,7 @@ class E5Words(WordEncoder):
 
     def encode_words(self, words: list[str]) -> np.ndarray:
         """A question's words: through the embedder's query memo (the same words recur)."""
-        return self.embedder.embed_queries(words) if words else self.encode(words)
+        return self.embedder.embed_queries(words) if words else np.zeros((0, self.dim), dtype=np.float32)
 
 
 class UseWords(WordEncoder):
@@ -178,16 +178,17 @@ class UseWords(WordEncoder):
 
     def encode_words(self, words: list[str]) -> np.ndarray:
         """A question's words, memoised (the same words recur across questions)."""
-        missing = [w for w in dict.fromkeys(words) if w not in self._memo]
-        if missing:
-            for w, v in zip(missing, self.encode(missing)):
-                self._memo[w] = v
-            with self._lock:
-                while len(self._memo) > 4096:
-                    self._memo.popitem(last=False)
         if not words:
             return np.zeros((0, self.dim), dtype=np.float32)
-        return np.vstack([self._memo[w] for w in words])
+        known = {w: v for w in words if (v := self._memo.get(w)) is not None}
+        missing = [w for w in dict.fromkeys(words) if w not in known]
+        if missing:
+            known.update(zip(missing, self.encode(missing)))
+            with self._lock:  # encode() takes the lock itself, so the memo is updated after it
+                self._memo.update((w, known[w]) for w in missing)
+                while len(self._memo) > 4096:
+                    self._memo.popitem(last=False)
+        return np.vstack([known[w] for w in words])
 
 
 _use: UseWords | None = None

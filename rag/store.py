@@ -1,12 +1,11 @@
 """The only module that talks to Chroma. Everything above it sees our own types.
 
-Two collections per store: ``<name>`` holds one record per chunk (document = chunk text, metadata =
+Collections per store: ``<name>`` holds one record per chunk (document = chunk text, metadata =
 article id, title, publisher, date, offsets, sentence offsets, Kiwi morphemes), and
 ``<name>__sentences`` one record per sentence (for extractive answers and citation checks), and
-``<name>__terms<version>_<encoder>`` one record per Korean noun seen in any article (its vector from one
-word encoder and its hub penalty, for
-the English-to-Korean term bridge in ``rag.bridge``; a cache of word vectors, not tied to articles,
-so deleting an article leaves its terms, which are harmless).
+``<name>__terms<version>_<encoder>`` one record per Korean noun seen in any article (its vector from
+one word encoder and its hub penalty, for the English-to-Korean term bridge in ``rag.bridge``; a
+cache of word vectors, not tied to articles, so deleting an article leaves its terms, harmlessly).
 Chroma is the source of truth; the BM25 keyword index is a cache rebuilt from the chunk records
 whenever the collection's ``generation`` (bumped on every write) differs from the cached one, so it
 stays consistent across restarts, other processes and server mode.
