@@ -3,15 +3,18 @@ and decide from the evidence itself whether they do (abstention).
 
 A sentence is scored by its cross-lingual similarity to the question (e5 vectors stored at ingest),
 how much of the question's key terms it covers (Kiwi morphemes, proper nouns weighted up), and
-whether it holds the kind of thing asked for (a number, a date, a person, a place). Abstention looks
-at the same evidence: a question whose names or asked-for kind are missing from the best sentence
-is not answered, whatever the retrieval score.
+whether it holds the kind of thing asked for (a number, a date, a person, a place, a ministry).
+A who-question that names a post ("SK하이닉스 사장은?", "the CEO of Rebellions") needs someone new
+in that post: a name before a role that holds the title and the organisation asked about.
+Abstention looks at the same evidence: a question whose names or asked-for kind are missing from the
+best sentence is not answered, whatever the retrieval score.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 
@@ -24,6 +27,10 @@ EN_LEAD = "According to the articles (quoted in Korean):"
 _QWORDS = {"누구", "누가", "어디", "언제", "무엇", "무슨", "몇", "얼마", "어느", "어떤", "어떻", "왜", "뭐", "얼마나", "어떠",
            "what", "who", "whom", "when", "where", "which", "how", "why", "many", "much", "does", "did", "the",
            "according", "article", "articles", "기사", "따르", "말하", "무엇인가", "했나", "했", "하"}
+_TITLE = (r"(부회장|회장|부사장|사장|대표이사|대표|최고경영자|CEO|의장|장관|차관|의원|총재|창업자|부문장|사업부장|"
+          r"본부장|위원장|이사장|총리|대통령|교수|연구원|원장|청장|단장|실장|팀장)")
+# "SK하이닉스 사장은?": a question that ends on a title asks who holds it
+_TITLE_ASKED = rf"{_TITLE}(은|는|이|가)?\s*\?*\s*$"
 # Asked-for kinds, most specific first: a price needs a currency, a share a percentage, a duration a
 # unit of time, a count a counter; any other quantity falls back to "number".
 _ASK_TYPES_KO = [("date", re.compile(r"언제|몇\s*년|몇\s*월|며칠|날짜|몇\s*시(?!간)|무슨\s*요일|시기")),
@@ -32,40 +39,197 @@ _ASK_TYPES_KO = [("date", re.compile(r"언제|몇\s*년|몇\s*월|며칠|날짜|
                  ("duration", re.compile(r"몇\s*(시간|분|초|일간|개월|주간|년간)|얼마\s*(동안|나\s*오래|간)|기간")),
                  ("count", re.compile(r"몇\s*(명|곳|개(?!월)|건|차례|번|대|가지|종|척|채|마리|군데)")),
                  ("number", re.compile(r"몇|얼마|규모|수치")),
-                 ("person", re.compile(r"누구|누가|누군|인물|어떤\s*사람(?!이?라고)")),
+                 ("ministry", re.compile(r"(어느|어떤|무슨)\s*(정부\s*)?(부처|부서|기관|정부\s*기관)")),
+                 ("person", re.compile(rf"누구|누가|누군|인물|어떤\s*사람(?!이?라고)|{_TITLE_ASKED}")),
                  ("place", re.compile(r"어디|어느\s*(곳|도시|나라|지역)|장소|위치"))]
 _ASK_TYPES_EN = [("date", re.compile(r"\bwhen\b|what (date|day|year|month|time)|which (date|day|year|month)", re.I)),
                  ("money", re.compile(r"\bwhat\b[^?]{0,60}\b(price|revenue|profit|sales|cost|valuation|salary|fee)\b|how much\b[^?]*\b(money|funding|fund|invest|pay|paid|cost|raise|spend|spent|earn|worth|sell|sold|buy|bought)", re.I)),
                  ("percent", re.compile(r"\b(percentage|percent|share of|market share|rate|ratio|proportion)\b", re.I)),
                  ("duration", re.compile(r"how long\b|for how many (hours|minutes|days|weeks|months|years)|how many (hours|minutes|days|weeks|months|years)\b", re.I)),
                  ("number", re.compile(r"how (many|much|big|large|high)|what (percentage|share|amount|number)", re.I)),
-                 ("person", re.compile(r"\bwho(m|se)?\b|which (person|executive|ceo|official|president|chairman)", re.I)),
+                 ("ministry", re.compile(r"\b(which|what)\b[^?]{0,20}\b(ministry|ministries|government (department|agency|body))\b", re.I)),
+                 ("person", re.compile(r"\bwho(m|se)?\b|\bwhich\b[^?]{0,40}\b(person|executive|ceo|official|president|chairman|chairwoman|minister|founder|head)\b", re.I)),
                  ("place", re.compile(r"\bwhere\b|which (city|country|place|hotel|region)|what (city|country|place)", re.I))]
 # kinds a sentence visibly holds or not
-_MEASURED = frozenset({"date", "money", "percent", "duration", "number"})
+_MEASURED = frozenset({"date", "money", "percent", "duration", "number", "ministry"})
+# Government ministries and agencies by name, Korean and (as Korean news writes them) foreign, with
+# their usual short forms: 중소벤처기업부 (중기부), 산업통상자원부 (산업부), 미 상무부...
+_END = r"(?:은|는|이|가|을|를|의|와|과|에|에서|에게|도|로|으로|와의|과의|측|장관|차관)?(?![가-힣])"  # a particle, then no more
+_MINISTRY = re.compile(
+    r"(기획재정|교육|과학기술정보통신|외교|통일|법무|국방|행정안전|국가보훈|문화체육관광|농림축산식품|산업통상자원|"
+    r"보건복지|환경|고용노동|여성가족|국토교통|해양수산|중소벤처기업|중소벤처|중기|기재|과기정통|과기|행안|문체|농식품|산업|"
+    rf"복지|고용|노동|여가|국토|해수|상무|국무|재무|에너지|국토안보|통상|경제산업|총무)부{_END}|"
+    rf"(식품의약품안전|인사혁신|법제)처{_END}|(공정거래|금융|방송통신)위원회{_END}|"
+    r"(국세|관세|조달|통계|검찰|경찰|기상|특허|병무|방위사업|산림|질병관리|중소기업|소방|해양경찰)청"
+    rf"{_END}")
 _KO_NUMERALS = "한|두|세|네|다섯|여섯|일곱|여덟|아홉|열|스무|수십|수백|수천|수만|수"
 _MONEY = re.compile(r"\d[\d,.]*\s*여?\s*(만|억|조|천)?\s*(원|달러|엔|위안|유로|파운드)|[$₩€£]\s*\d")
 _PERCENT = re.compile(r"\d\s*(%|퍼센트|％|%p|포인트)")
 _DURATION = re.compile(r"\d[\d,.]*\s*여?\s*(시간|분|초|일간|일 동안|개월|주간|주일|년간|년 동안)|(반나절|하루|이틀|사흘)")
 _NUMBER_UNIT = re.compile(r"\d[\d,.]*\s*([가-힣A-Za-z%~]*)")
 _DATE_IN_TEXT = re.compile(r"\d+\s*(일|월|년)|\d{4}[.-]\d{1,2}|오전|오후|전날|이날|어제|지난해|올해|작년|\d+\s*시")
-_PLACE_HINT = re.compile(r"[가-힣A-Za-z]+(시|도|군|구|캠퍼스|공장|본사|호텔|센터|주|국)\b|에서")
-_TITLE = (r"(부회장|회장|부사장|사장|대표이사|대표|최고경영자|CEO|의장|장관|차관|의원|총재|창업자|부문장|사업부장|"
-          r"본부장|위원장|이사장|총리|대통령|교수|연구원|원장|청장|단장|실장|팀장)")
+_PLACE_HINT = re.compile(r"[가-힣A-Za-z]*(시|도|군|구|캠퍼스|공장|본사|호텔|센터|주|국)(에서|에|을|를|은|는|이|가|의|으로|로)?(?![가-힣A-Za-z])|에서")
 # The commonest Korean surnames (over 90% of people): a three-syllable word starting with one of
 # them, before a title, is a name even where Kiwi splits it ("유영상" -> 유 + 영상).
-_SURNAMES = frozenset("김 이 박 최 정 강 조 윤 장 임 한 오 서 신 권 황 안 송 전 홍 유 고 문 양 손 배 백 허 남 심 노 하 곽 성 차 주 우 구 민 류 나 진 지 엄 채 원 천 방 공 현 함 변 염 여 추 도 소 석 선 설 마 길 연 위 표 명 기 반 왕 금 옥 육 인 맹 제 모 탁 국 어 은 편 용".split())
+_SURNAMES = frozenset("김 이 박 최 정 강 조 윤 장 임 한 오 서 신 권 황 안 송 전 홍 유 고 문 양 손 배 백 허 남 심 노 하 곽 성 차 주 우 구 민 류 나 진 지 엄 채 원 천 방 공 현 함 변 염 여 추 도 소 석 선 설 마 길 연 위 표 명 기 반 왕 금 옥 육 인 맹 제 모 탁 국 어 은 편 용 경 봉 사 부 시 피 호 태 승 빈".split())
 # a name followed by its title, perhaps with the organisation between or compounded with it:
 # "곽노정 SK하이닉스 사장", "최태원 SK(034730)그룹 회장", "올트먼 CEO", "최시영 파운드리사업부장"
-_NAMED_PERSON = re.compile(rf"(?=(?<![가-힣A-Za-z0-9])([가-힣]{{2,4}})\s+(?:\S+\s+){{0,2}}?[^\s]*?{_TITLE})")
+# The second group is the person's role: organisation and title(s), "SK하이닉스 대표이사 사장".
+_NAMED_PERSON = re.compile(rf"(?=(?<![가-힣A-Za-z0-9])([가-힣]{{2,4}})\s+((?:\S+\s+){{0,2}}?[^\s]*?{_TITLE}(?:\s+\S*?{_TITLE})*))")
+_TITLE_WORD = re.compile(rf"{_TITLE}", re.I)
+# English job titles and the Korean titles that translate them. Titles are a closed class, so a
+# glossary beats the vector bridge here: by meaning "president" is nearest 회장, which is chairman.
+EN_TITLES: dict[str, frozenset[str]] = {w: frozenset(f) for w, f in {
+    "president": ("사장", "대표", "대표이사", "대통령", "총장", "총재"),
+    "chairman": ("회장", "의장", "이사장"), "chairwoman": ("회장", "의장", "이사장"), "chair": ("회장", "의장", "위원장"),
+    "ceo": ("ceo", "최고경영자", "대표", "대표이사"), "founder": ("창업자",), "cofounder": ("창업자",),
+    "minister": ("장관",), "lawmaker": ("의원",), "governor": ("총재", "지사"), "professor": ("교수",),
+    "researcher": ("연구원",), "executive": (), "official": (), "vice chairman": ("부회장",), "head": ("부문장", "사업부장", "본부장", "대표", "단장", "실장", "팀장", "원장", "청장"),
+}.items()}
+# Korean titles that name the same post
+_KO_TITLE_SYNONYMS = (frozenset({"ceo", "최고경영자", "대표", "대표이사"}),)
+
+
+@dataclass(frozen=True)
+class Role:
+    """The post a who-question asks about: its title's forms, and the forms of the organisation word
+    nearest the title, which the answer's role must hold ("SK하이닉스 사장은?" -> 사장, sk하이닉스;
+    "the SK hynix president" -> 사장/대표/..., 하이닉스/sk하이닉스). No organisation: any holder."""
+
+    titles: frozenset[str]  # empty: any title ("who else from SK")
+    org: frozenset[str] = frozenset()
 
 
 def named_persons(text: str) -> set[str]:
     """Names in ``text`` that stand before a title: proper nouns by Kiwi, or three syllables
     starting with a common surname."""
+    return set(named_roles(text))
+
+
+def named_roles(text: str) -> dict[str, str]:
+    """Names in ``text`` that stand before a title, each with its role (the words from the name to
+    the last title: "곽노정 SK하이닉스 대표이사 사장" -> {"곽노정": "SK하이닉스 대표이사 사장"})."""
     proper = {m.form for m in analyze(text) if m.tag == "NNP"}
-    return {m.group(1) for m in _NAMED_PERSON.finditer(text)
-            if m.group(1) in proper or (len(m.group(1)) == 3 and m.group(1)[0] in _SURNAMES)}
+    out: dict[str, str] = {}
+    for m in _NAMED_PERSON.finditer(text):
+        name = m.group(1)
+        if name in proper or (len(name) == 3 and name[0] in _SURNAMES and _reads_as_name(name)):
+            out[name] = out.get(name, "") + " " + m.group(2)
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _reads_as_name(word: str) -> bool:
+    """Whether Kiwi reads ``word`` as (starting with) a proper noun when a title follows it: a rare
+    name it splits in running text ("유영상" -> 유 + 영상) reads so there, "이번주" or "지난해" not."""
+    morphs = analyze(f"{word} 사장")
+    return bool(morphs) and morphs[0].tag == "NNP" and word.startswith(morphs[0].form)
+
+
+def _title_forms(title: str) -> frozenset[str]:
+    t = title.lower()
+    for group in _KO_TITLE_SYNONYMS:
+        if t in group:
+            return group
+    return frozenset({t})
+
+
+_KO_TITLE_TOKEN = re.compile(rf"^(.*?){_TITLE}(은|는|이|가|을|를|의|과|와|께서|에게|으로|로)?[?.!]*$", re.I)
+_KO_TITLE_ASKED_TOKEN = re.compile(rf"^(.*?){_TITLE}()(?:이)?(?:인가|인지|일까|이냐|냐|입니까|이야|야|죠)[?.!]*$", re.I)
+_EN_ANY_TITLE = frozenset({"executive", "official"})  # "which SK hynix executive": anyone with a title there
+_EN_WHO_FROM = re.compile(r"^\s*who\b(?:\s+else)?\s+(?:from|at)\s+([A-Za-z][A-Za-z0-9-]*)", re.I)
+_EN_TITLE_PHRASES = {"chief executive": "ceo", "chief executive officer": "ceo", "vice chairman": "vice chairman"}
+
+
+def asked_role(question: str, qt: "QuestionTerms") -> Role | None:
+    """The post a who-question names, or None when it names none (or only the title of someone it
+    names itself: "최태원 회장과 만난 사람은?")."""
+    if has_hangul(question):
+        tokens = question.split()
+        # the post asked about is the one the question ends on ("SK하이닉스 사장은?", "…사장인가?") or
+        # asks who holds ("파운드리사업부장은 누구인가?"); a title elsewhere belongs to someone the
+        # question names ("최태원 회장과 만난 사람은?", "최태원 회장은 누구를 만났나?")
+        for i in reversed(range(len(tokens))):
+            last = i == len(tokens) - 1
+            m = _KO_TITLE_TOKEN.match(tokens[i]) or (_KO_TITLE_ASKED_TOKEN.match(tokens[i]) if last else None)
+            if not m:
+                continue
+            if not (last or (i == len(tokens) - 2 and re.match(r"누구|누군", tokens[-1]))) or m.group(3) not in (None, "", "은", "는", "이", "가"):
+                return None
+            prefix = m.group(1)  # "파운드리사업부장": the division is part of the word
+            if not prefix and i > 0:
+                prev = analyze(tokens[i - 1])
+                nouns = prev[:-1] if prev and prev[-1].tag == "JKG" else prev  # "SK의 사장"
+                if nouns and all(x.tag in ("NNP", "NNG", "SL", "SH", "SN") for x in nouns):
+                    prefix = re.sub(r"의$", "", tokens[i - 1]) if prev[-1].tag == "JKG" else tokens[i - 1]
+            return Role(_title_forms(m.group(2)), frozenset({prefix.lower()}) if prefix else frozenset())
+        return None
+    words = [re.split(r"['’]", w)[0] for w in re.findall(r"[A-Za-z][A-Za-z0-9'’-]*", question)]
+    lows = [w.lower() for w in words]
+    for i, w in enumerate(lows):
+        title, width = w, 1
+        for phrase, canon in _EN_TITLE_PHRASES.items():
+            n = phrase.count(" ") + 1
+            if " ".join(lows[i:i + n]) == phrase:
+                title, width = canon, n
+        if title not in EN_TITLES:
+            continue
+        after = words[i + width] if i + width < len(words) else ""
+        if after[:1].isupper() and lows[i + width - 1] != "of":  # "SK chairman Chey Tae-won": a named person
+            continue
+        # the organisation word nearest the title: before it ("the SK hynix president"), or after
+        # "of" ("the CEO of Rebellions"); a word the bridge found no Korean form for can't be checked
+        near = list(reversed(words[max(0, i - 3):i]))
+        if not near or _term_key(near[0], qt) is None:
+            # "the head of Samsung's System LSI business": the most specific word is the last
+            near = list(reversed(_leading_terms(words[i + width + 1:i + width + 5], qt))) if after.lower() == "of" else []
+        org: frozenset[str] = frozenset()
+        for word in near:
+            key = _term_key(word, qt)
+            if key is None:
+                break
+            forms = qt.alts.get(key, frozenset({key}) if not key.startswith("en:") else frozenset())
+            if forms:
+                org = frozenset(f.lower() for f in forms)
+                break
+        return Role(frozenset() if title in _EN_ANY_TITLE else EN_TITLES[title], org)
+    m = _EN_WHO_FROM.search(question)  # "who else from SK joined…": anyone whose role names SK
+    if m:
+        key = _term_key(m.group(1), qt)
+        forms = qt.alts.get(key, frozenset({key}) if key and not key.startswith("en:") else frozenset()) if key else frozenset()
+        if forms:
+            return Role(frozenset(), frozenset(f.lower() for f in forms))
+    return None
+
+
+def _leading_terms(words: list[str], qt: "QuestionTerms") -> list[str]:
+    """The words at the start of ``words`` that are question terms (up to the first that is not)."""
+    out = []
+    for w in words:
+        if _term_key(w, qt) is None:
+            break
+        out.append(w)
+    return out
+
+
+def _term_key(word: str, qt: "QuestionTerms") -> str | None:
+    """The question term an English word became (an acronym as itself, others as "en:word")."""
+    for key in (word.lower(), f"en:{word.lower()}"):
+        if key in qt.terms:
+            return key
+    return None
+
+
+def holds_role(text: str, role: Role, known: frozenset[str]) -> bool:
+    """Whether ``text`` names someone new (not one of the question's ``known`` names) in the post
+    asked about: a role holding the title and, when the question names it, the organisation."""
+    for name, where in named_roles(text).items():
+        if any(name in k or k in name for k in known):
+            continue
+        low = where.lower()
+        if (not role.titles or any(t in low for t in role.titles)) and (not role.org or any(o in low for o in role.org)):
+            return True
+    return False
 
 
 def question_language(question: str) -> str:
@@ -103,10 +267,12 @@ def holds_type(text: str, kind: str | None, known: frozenset[str] = frozenset())
         return bool(units) or any(m.tag == "NR" for m in analyze(text))
     if kind == "date":
         return bool(_DATE_IN_TEXT.search(text))
+    if kind == "ministry":
+        return bool(_MINISTRY.search(text))
     if kind == "person":
         return any(not any(name in k or k in name for k in known) for name in named_persons(text))
     if kind == "place":
-        return bool(_PLACE_HINT.search(text)) or any(m.tag == "NNP" for m in analyze(text))
+        return bool(_PLACE_HINT.search(text))
     return True
 
 
@@ -123,12 +289,14 @@ class QuestionTerms:
         terms, alts = dict(self.terms), dict(self.alts)
         for s in slots:
             word = s.word.lower()
+            # a job title is translated by the glossary, not by meaning (see EN_TITLES)
+            forms = EN_TITLES.get(word, s.forms)
             if word in terms:  # an acronym, matched as written or as its Korean form ("US" or "미국")
-                alts[word] = s.forms | {word}
+                alts[word] = forms | {word}
                 continue
             key = f"en:{word}"
             terms[key] = s.weight
-            alts[key] = s.forms
+            alts[key] = forms
         return QuestionTerms(terms, self.required, alts)
 
 
@@ -141,8 +309,9 @@ def question_terms(question: str) -> QuestionTerms:
         # (HBM, TSMC, G42, 2024), so only they count as terms the evidence must hold.
         # a model or product name with its number stays whole: "GPT-5" is not "GPT" and "5"
         for tok in re.findall(r"\b[A-Z][A-Za-z0-9]*-\d[\w.]*\b|\b[A-Z][A-Z0-9]+\b(?!-\d)|\b[A-Z]*\d[\w.]*\b(?<!-)", question):
-            terms[tok.lower()] = 2.0
-            required.append(tok.lower())
+            tok = re.sub(r"^(\d+)(st|nd|rd|th)$", r"\1", tok.lower())  # "the 4th" is "4일" in the text
+            terms[tok] = 2.0
+            required.append(tok)
         return QuestionTerms(terms, tuple(dict.fromkeys(required)))
     for m in analyze(question):
         form = m.form
@@ -238,7 +407,9 @@ def score_sentences(question: str, q_vec: np.ndarray, hits: list[Hit], sentence_
     known = frozenset(t for t in qt.terms if not t.startswith("en:") and len(t) > 1) | frozenset(
         f for forms in qt.alts.values() for f in forms)
     counted = counted_term(question, qt)
+    role = asked_role(question, qt) if kind == "person" else None
     asked_numbers = _QUESTION_NUMBER.findall(question)
+    strict = kind in _MEASURED or (kind or "").startswith("count:") or role is not None
     total_w = sum(qt.terms.values())
     seen: set[tuple[str, int]] = set()
     out: list[Candidate] = []
@@ -260,8 +431,11 @@ def score_sentences(question: str, q_vec: np.ndarray, hits: list[Hit], sentence_
             missing = tuple(t for t in qt.required if not _contains(ctx_low, ctx_forms, t, qt.alts))
             # a count of something ("직원 수", "how many employees") must count that thing, and a
             # number the question itself states ("52주 신고가는 얼마") is not the one asked for
-            type_ok = (holds_type(_without(s.text, asked_numbers), kind, known)
-                       and (counted is None or counted in matched))
+            if role is not None:  # "the SK hynix president": someone new in that post
+                type_ok = holds_role(s.text, role, known)
+            else:
+                type_ok = (holds_type(_without(s.text, asked_numbers), kind, known)
+                           and (counted is None or counted in matched))
             c = Candidate(rank, hit, s.start, s.end, s.text, float(sentence_vecs[key] @ q_vec), cov or 0.0,
                           type_ok, missing, matched)
             c.score = (c.dense + weights.coverage * c.coverage + weights.type_match * c.type_ok
@@ -273,13 +447,13 @@ def score_sentences(question: str, q_vec: np.ndarray, hits: list[Hit], sentence_
                 conf = 0.45 * dense_n + 0.35 * c.coverage + 0.20 * c.type_ok
             if missing:
                 conf *= 0.4
-            if not c.type_ok and (kind in _MEASURED or (kind or "").startswith("count:")):  # asked for a price, a date, a count...: none here
+            if not c.type_ok and strict:  # asked for a price, a date, a count, a post...: none here
                 conf *= 0.5
             c.confidence = conf
             out.append(c)
-    # Answer-type filtering: when a price, a date or a count is asked for, a sentence holding one
-    # ranks before any that holds none (which cannot answer, however similar it is).
-    strict = kind in _MEASURED or (kind or "").startswith("count:")
+    # Answer-type filtering: when a price, a date, a count or the holder of a named post is asked
+    # for, a sentence holding one ranks before any that holds none (which cannot answer, however
+    # similar it is).
     out.sort(key=lambda c: (-(c.type_ok if strict else 0), -c.score))
     return out
 

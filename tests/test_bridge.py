@@ -6,7 +6,7 @@ import pytest
 
 from rag import answer as ex
 from rag.bridge import (TERM_VERSION, _name_matches, bridge_terms, bridge_vocab, english_words, romanize,
-                        word_encoders)
+                        Slot, word_encoders)
 
 
 # ---- question words ---------------------------------------------------------------------------
@@ -87,6 +87,10 @@ def test_store_search_finds_translations_the_passages_do_not_hold(seeded_setting
     ("Which UAE AI company did Altman talk to about funding chip production?", None),
     ("How much funding could the Stargate project raise at most?", "money"),
     ("Who is the SK hynix president that met Altman?", "person"),
+    ("Which SK Networks president did Altman meet?", "person"),
+    ("SK하이닉스 사장은?", "person"),  # a question ending on a title asks who holds it
+    ("매칭 데이는 어느 정부 부처의 프로그램인가?", "ministry"),
+    ("Which Korean ministry co-hosted the event?", "ministry"),
 ])
 def test_asked_kind(question, kind):
     assert ex.asked_type(question) == kind
@@ -101,6 +105,11 @@ def test_asked_kind(question, kind):
     ("개발자 100명을 대상으로 열렸다.", "count:명", True),
     ("지난해 6월 이후 7개월 만이다.", "count:개", False),
     ("명품 매장이 문을 열었다.", "count:명", False),
+    ("오픈AI와 중소벤처기업부가 공동 개최한 행사", "ministry", True),
+    ("미국 정부 차원에서 추진하는 프로젝트", "ministry", False),
+    ("최시영 파운드리사업부장이 참석했다.", "ministry", False),  # a company's division, not a ministry
+    ("삼성전자 평택 반도체 공장을 찾았다.", "place", True),
+    ("최태원 회장이 4일 올트먼 CEO와 회동했다.", "place", False),  # names alone are no place
 ])
 def test_holds_kind(text, kind, holds):
     assert ex.holds_type(text, kind) is holds
@@ -114,6 +123,48 @@ def test_who_needs_a_new_name_before_a_title():
     assert not ex.holds_type("올트먼 CEO는 최태원 SK그룹 회장과도 직접 만났다.", "person",
                              frozenset({"최태원", "올트먼"}))
     assert not ex.named_persons("김주선 SK하이닉스 AI인프라 사장") - {"김주선"}  # "인프라" is no name
+    # a surname-initial word is a name only where Kiwi reads it as one before a title
+    assert ex.named_persons("올트먼이 이번주 최태원 SK그룹 회장과 만난다.") == {"최태원"}
+
+
+@pytest.mark.parametrize("question,titles,org", [
+    ("평택 회동에 참석한 삼성전자 파운드리사업부장은 누구인가?", {"사업부장"}, {"파운드리"}),
+    ("최태원 회장 회동에 동석한 SK하이닉스 사장은?", {"사장"}, {"sk하이닉스"}),
+    ("SK의 사장은 누구?", {"사장"}, {"sk"}),
+    ("리벨리온 CEO는 누구인가?", {"ceo", "최고경영자", "대표", "대표이사"}, {"리벨리온"}),
+    # a title that belongs to someone the question names is not the post asked about
+    ("최태원 회장은 누구를 만났나?", None, None),
+    ("최태원 회장과 만난 사람은 누구인가?", None, None),
+    ("Who did SK chairman Chey Tae-won meet?", None, None),
+    ("Who is the chief executive of Rebellions?", {"ceo", "최고경영자", "대표", "대표이사"}, set()),
+])
+def test_asked_role(question, titles, org):
+    role = ex.asked_role(question, ex.question_terms(question))
+    if titles is None:
+        assert role is None
+    else:
+        assert role.titles == titles and role.org == org
+
+
+def test_english_role_takes_the_nearest_bridged_organisation():
+    q = "Which SK Networks president did Altman meet?"
+    # "Networks" found no Korean form, so the organisation checked is SK
+    qt = ex.question_terms(q).with_slots([Slot("Networks", 2.0, frozenset()), Slot("president", 1.0, frozenset({"회장"}))])
+    role = ex.asked_role(q, qt)
+    assert "사장" in role.titles and "회장" not in role.titles  # the glossary, not the bridge's 회장
+    assert "sk" in role.org
+    text = "올트먼 CEO가 최성환 SK네트웍스 사장을 단독으로 만났고, 최태원 SK그룹 회장과도 만났다."
+    assert ex.holds_role(text, role, frozenset({"올트먼"}))
+    assert not ex.holds_role("올트먼 CEO는 최태원 SK그룹 회장과도 직접 만났다.", role, frozenset({"올트먼"}))
+    q = "Who else from SK joined the meeting?"
+    role = ex.asked_role(q, ex.question_terms(q))
+    assert role.titles == frozenset() and role.org == {"sk"}
+    assert ex.holds_role("회동에는 유영상 SK텔레콤 대표이사 사장이 동석했다.", role, frozenset())
+    assert not ex.holds_role("올트먼 CEO는 이재용 삼성전자 회장과 만남을 조율 중이다.", role, frozenset({"올트먼"}))
+
+
+def test_english_ordinal_matches_the_korean_day():
+    assert "4" in ex.question_terms("Where did they meet on the 4th?").required
 
 
 # ---- evidence choice ---------------------------------------------------------------------------

@@ -25,6 +25,12 @@ def test_gold_file_is_valid_and_balanced():
     assert any(len(i["sources"]) > 1 and i["answerable"] for i in items)
 
 
+@pytest.mark.parametrize("name", ["holdout.jsonl", "holdout2.jsonl"])
+def test_held_out_sets_are_valid(name):
+    items = load_gold(ROOT / "eval" / name, SEEDS)  # written after the rules they check; see README
+    assert items and any(not i["answerable"] for i in items) and any(i["answerable"] for i in items)
+
+
 def test_validator_rejects_bad_items(tmp_path):
     bad = tmp_path / "g.jsonl"
     bad.write_text(json.dumps({"id": "a", "question": "q", "answers": [], "sources": ["000_a566e6770392c4fe"],

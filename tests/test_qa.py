@@ -51,6 +51,12 @@ def test_english_question_finds_korean_evidence(seeded_settings):
     ("At what price did SK hynix shares close on the day news of Altman's visit broke?", "14만2600원"),
     # "한국" is in most passages, so the sentence that says "우리나라" instead still answers
     ("올트먼은 원래 한국에 몇 시간만 머무를 계획이었나?", "6시간"),
+    # a named post: the person whose role holds the title and the organisation ("SK하이닉스 ... 사장"),
+    # not 최태원 SK그룹 회장, who is named more often and nearer the question by meaning
+    ("SK하이닉스 AI인프라 사장은?", "김주선"),
+    ("Who is the SK hynix president that Altman met after touring the Samsung campus?", "곽노정"),
+    # "which ministry": a sentence naming one, not the one about the US government's Stargate
+    ("오픈AI와 매칭 데이를 함께 연 정부 부처는 어느 부처인가?", "중소벤처기업부"),
 ])
 def test_bridged_words_and_answer_kinds_find_the_fact(seeded_settings, question, fact):
     a = ask(question, settings=seeded_settings)
@@ -70,6 +76,13 @@ def test_boilerplate_and_unstated_facts_abstain(seeded_settings, question):
 def test_who_question_without_any_such_person_abstains(seeded_settings):
     a = ask("Who won the 2024 Korean professional baseball championship?", settings=seeded_settings)
     assert a.abstained and a.text == "I couldn't find this in the indexed articles."
+
+
+@pytest.mark.parametrize("question", ["Who is Samsung Electronics' vice chairman?", "퓨리오사AI의 대표는 누구인가?"])
+def test_a_named_post_nobody_holds_in_the_articles_abstains(seeded_settings, question):
+    # the articles name presidents and chairmen, but nobody in this post: no answer, not the nearest title
+    a = ask(question, settings=seeded_settings)
+    assert a.abstained, a.to_dict()
 
 
 def test_filters_narrow_both_signals(seeded_settings):
