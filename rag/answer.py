@@ -47,8 +47,10 @@ _ASK_TYPES_EN = [("date", re.compile(r"\bwhen\b|what (date|day|year|month|time)|
                  ("percent", re.compile(r"\b(percentage|percent|share of|market share|rate|ratio|proportion)\b", re.I)),
                  ("duration", re.compile(r"how long\b|for how many (hours|minutes|days|weeks|months|years)|how many (hours|minutes|days|weeks|months|years)\b", re.I)),
                  ("number", re.compile(r"how (many|much|big|large|high)|what (percentage|share|amount|number)", re.I)),
-                 ("ministry", re.compile(r"\b(which|what)\b[^?]{0,20}\b(ministry|ministries|government (department|agency|body))\b", re.I)),
-                 ("person", re.compile(r"\bwho(m|se)?\b|\bwhich\b[^?]{0,40}\b(person|executive|ceo|official|president|chairman|chairwoman|minister|founder|head)\b", re.I)),
+                 ("ministry", re.compile(r"\b(which|what)\b[^?]{0,20}\b(ministry|ministries|"
+                                         r"government (department|agency|body))\b", re.I)),
+                 ("person", re.compile(r"\bwho(m|se)?\b|\bwhich\b[^?]{0,40}\b(person|executive|ceo|official|president|"
+                                       r"chairman|chairwoman|minister|founder|head)\b", re.I)),
                  ("place", re.compile(r"\bwhere\b|which (city|country|place|hotel|region)|what (city|country|place)", re.I))]
 # kinds a sentence visibly holds or not
 _MEASURED = frozenset({"date", "money", "percent", "duration", "number", "ministry"})
@@ -76,7 +78,6 @@ _SURNAMES = frozenset("김 이 박 최 정 강 조 윤 장 임 한 오 서 신 �
 # "곽노정 SK하이닉스 사장", "최태원 SK(034730)그룹 회장", "올트먼 CEO", "최시영 파운드리사업부장"
 # The second group is the person's role: organisation and title(s), "SK하이닉스 대표이사 사장".
 _NAMED_PERSON = re.compile(rf"(?=(?<![가-힣A-Za-z0-9])([가-힣]{{2,4}})\s+((?:\S+\s+){{0,2}}?[^\s]*?{_TITLE}(?:\s+\S*?{_TITLE})*))")
-_TITLE_WORD = re.compile(rf"{_TITLE}", re.I)
 # English job titles and the Korean titles that translate them. Titles are a closed class, so a
 # glossary beats the vector bridge here: by meaning "president" is nearest 회장, which is chairman.
 EN_TITLES: dict[str, frozenset[str]] = {w: frozenset(f) for w, f in {
@@ -84,7 +85,8 @@ EN_TITLES: dict[str, frozenset[str]] = {w: frozenset(f) for w, f in {
     "chairman": ("회장", "의장", "이사장"), "chairwoman": ("회장", "의장", "이사장"), "chair": ("회장", "의장", "위원장"),
     "ceo": ("ceo", "최고경영자", "대표", "대표이사"), "founder": ("창업자",), "cofounder": ("창업자",),
     "minister": ("장관",), "lawmaker": ("의원",), "governor": ("총재", "지사"), "professor": ("교수",),
-    "researcher": ("연구원",), "executive": (), "official": (), "vice chairman": ("부회장",), "head": ("부문장", "사업부장", "본부장", "대표", "단장", "실장", "팀장", "원장", "청장"),
+    "researcher": ("연구원",), "executive": (), "official": (), "vice chairman": ("부회장",),
+    "head": ("부문장", "사업부장", "본부장", "대표", "단장", "실장", "팀장", "원장", "청장"),
 }.items()}
 # Korean titles that name the same post
 _KO_TITLE_SYNONYMS = (frozenset({"ceo", "최고경영자", "대표", "대표이사"}),)
@@ -154,7 +156,8 @@ def asked_role(question: str, qt: "QuestionTerms") -> Role | None:
             m = _KO_TITLE_TOKEN.match(tokens[i]) or (_KO_TITLE_ASKED_TOKEN.match(tokens[i]) if last else None)
             if not m:
                 continue
-            if not (last or (i == len(tokens) - 2 and re.match(r"누구|누군", tokens[-1]))) or m.group(3) not in (None, "", "은", "는", "이", "가"):
+            asks_who = last or (i == len(tokens) - 2 and re.match(r"누구|누군", tokens[-1]))
+            if not asks_who or m.group(3) not in (None, "", "은", "는", "이", "가"):
                 return None
             prefix = m.group(1)  # "파운드리사업부장": the division is part of the word
             if not prefix and i > 0:
@@ -182,24 +185,30 @@ def asked_role(question: str, qt: "QuestionTerms") -> Role | None:
         near = list(reversed(words[max(0, i - 3):i]))
         if not near or _term_key(near[0], qt) is None:
             # "the head of Samsung's System LSI business": the most specific word is the last
-            near = list(reversed(_leading_terms(words[i + width + 1:i + width + 5], qt))) if after.lower() == "of" else []
+            near = []
+            if after.lower() == "of":
+                near = list(reversed(_leading_terms(words[i + width + 1:i + width + 5], qt)))
         org: frozenset[str] = frozenset()
         for word in near:
             key = _term_key(word, qt)
             if key is None:
                 break
-            forms = qt.alts.get(key, frozenset({key}) if not key.startswith("en:") else frozenset())
-            if forms:
-                org = frozenset(f.lower() for f in forms)
+            if _forms_of(key, qt):
+                org = _forms_of(key, qt)
                 break
         return Role(frozenset() if title in _EN_ANY_TITLE else EN_TITLES[title], org)
     m = _EN_WHO_FROM.search(question)  # "who else from SK joined…": anyone whose role names SK
-    if m:
-        key = _term_key(m.group(1), qt)
-        forms = qt.alts.get(key, frozenset({key}) if key and not key.startswith("en:") else frozenset()) if key else frozenset()
-        if forms:
-            return Role(frozenset(), frozenset(f.lower() for f in forms))
+    key = _term_key(m.group(1), qt) if m else None
+    if key and _forms_of(key, qt):
+        return Role(frozenset(), _forms_of(key, qt))
     return None
+
+
+def _forms_of(key: str, qt: "QuestionTerms") -> frozenset[str]:
+    """The lowercased forms that stand for a question term in Korean text (none for an English
+    word the bridge found nothing for)."""
+    forms = qt.alts.get(key, frozenset({key}) if not key.startswith("en:") else frozenset())
+    return frozenset(f.lower() for f in forms)
 
 
 def _leading_terms(words: list[str], qt: "QuestionTerms") -> list[str]:
@@ -227,7 +236,8 @@ def holds_role(text: str, role: Role, known: frozenset[str]) -> bool:
         if any(name in k or k in name for k in known):
             continue
         low = where.lower()
-        if (not role.titles or any(t in low for t in role.titles)) and (not role.org or any(o in low for o in role.org)):
+        has_title = not role.titles or any(t in low for t in role.titles)
+        if has_title and (not role.org or any(o in low for o in role.org)):
             return True
     return False
 
