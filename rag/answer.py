@@ -71,8 +71,9 @@ _DURATION = re.compile(r"\d[\d,.]*\s*여?\s*(시간|분|초|일간|일 동안|�
 _NUMBER_UNIT = re.compile(r"\d[\d,.]*\s*([가-힣A-Za-z%~]*)")
 _DATE_IN_TEXT = re.compile(r"\d+\s*(일|월|년)|\d{4}[.-]\d{1,2}|오전|오후|전날|이날|어제|지난해|올해|작년|\d+\s*시")
 _PLACE_HINT = re.compile(r"[가-힣A-Za-z]*(시|도|군|구|캠퍼스|공장|본사|호텔|센터|주|국)(에서|에|을|를|은|는|이|가|의|으로|로)?(?![가-힣A-Za-z])|에서")
-# The commonest Korean surnames (over 90% of people): a three-syllable word starting with one of
-# them, before a title, is a name even where Kiwi splits it ("유영상" -> 유 + 영상).
+# Common Korean surnames (over 90% of people): a two- or three-syllable word starting with one of
+# them, before a title, is a name even where Kiwi splits it ("유영상" -> 유 + 영상, "이영" -> 이 + 영),
+# if Kiwi reads it as a proper noun there (see _reads_as_name).
 _SURNAMES = frozenset("김 이 박 최 정 강 조 윤 장 임 한 오 서 신 권 황 안 송 전 홍 유 고 문 양 손 배 백 허 남 심 노 하 곽 성 차 주 우 구 민 류 나 진 지 엄 채 원 천 방 공 현 함 변 염 여 추 도 소 석 선 설 마 길 연 위 표 명 기 반 왕 금 옥 육 인 맹 제 모 탁 국 어 은 편 용 경 봉 사 부 시 피 호 태 승 빈".split())
 # a name followed by its title, perhaps with the organisation between or compounded with it:
 # "곽노정 SK하이닉스 사장", "최태원 SK(034730)그룹 회장", "올트먼 CEO", "최시영 파운드리사업부장"
@@ -103,7 +104,7 @@ class Role:
 
 
 def named_persons(text: str) -> set[str]:
-    """Names in ``text`` that stand before a title: proper nouns by Kiwi, or three syllables
+    """Names in ``text`` that stand before a title: proper nouns by Kiwi, or two or three syllables
     starting with a common surname."""
     return set(named_roles(text))
 
@@ -115,7 +116,7 @@ def named_roles(text: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for m in _NAMED_PERSON.finditer(text):
         name = m.group(1)
-        if name in proper or (len(name) == 3 and name[0] in _SURNAMES and _reads_as_name(name)):
+        if name in proper or (len(name) in (2, 3) and name[0] in _SURNAMES and _reads_as_name(name)):
             out[name] = out.get(name, "") + " " + m.group(2)
     return out
 

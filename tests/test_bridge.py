@@ -125,6 +125,8 @@ def test_who_needs_a_new_name_before_a_title():
     assert not ex.named_persons("김주선 SK하이닉스 AI인프라 사장") - {"김주선"}  # "인프라" is no name
     # a surname-initial word is a name only where Kiwi reads it as one before a title
     assert ex.named_persons("올트먼이 이번주 최태원 SK그룹 회장과 만난다.") == {"최태원"}
+    # a two-syllable name Kiwi splits in the sentence ("이" + "영")
+    assert "이영" in ex.named_persons("올트먼 CEO(오른쪽)와 이영 중소벤처기업부 장관이 대담을 하고 있다.")
 
 
 @pytest.mark.parametrize("question,titles,org", [
