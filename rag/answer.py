@@ -147,27 +147,33 @@ _EN_TITLE_PHRASES = {"chief executive": "ceo", "chief executive officer": "ceo",
 def asked_role(question: str, qt: "QuestionTerms") -> Role | None:
     """The post a who-question names, or None when it names none (or only the title of someone it
     names itself: "최태원 회장과 만난 사람은?")."""
-    if has_hangul(question):
-        tokens = question.split()
-        # the post asked about is the one the question ends on ("SK하이닉스 사장은?", "…사장인가?") or
-        # asks who holds ("파운드리사업부장은 누구인가?"); a title elsewhere belongs to someone the
-        # question names ("최태원 회장과 만난 사람은?", "최태원 회장은 누구를 만났나?")
-        for i in reversed(range(len(tokens))):
-            last = i == len(tokens) - 1
-            m = _KO_TITLE_TOKEN.match(tokens[i]) or (_KO_TITLE_ASKED_TOKEN.match(tokens[i]) if last else None)
-            if not m:
-                continue
-            asks_who = last or (i == len(tokens) - 2 and re.match(r"누구|누군", tokens[-1]))
-            if not asks_who or m.group(3) not in (None, "", "은", "는", "이", "가"):
-                return None
-            prefix = m.group(1)  # "파운드리사업부장": the division is part of the word
-            if not prefix and i > 0:
-                prev = analyze(tokens[i - 1])
-                nouns = prev[:-1] if prev and prev[-1].tag == "JKG" else prev  # "SK의 사장"
-                if nouns and all(x.tag in ("NNP", "NNG", "SL", "SH", "SN") for x in nouns):
-                    prefix = re.sub(r"의$", "", tokens[i - 1]) if prev[-1].tag == "JKG" else tokens[i - 1]
-            return Role(_title_forms(m.group(2)), frozenset({prefix.lower()}) if prefix else frozenset())
-        return None
+    return _asked_role_ko(question) if has_hangul(question) else _asked_role_en(question, qt)
+
+
+def _asked_role_ko(question: str) -> Role | None:
+    # the post asked about is the one the question ends on ("SK하이닉스 사장은?", "…사장인가?") or
+    # asks who holds ("파운드리사업부장은 누구인가?"); a title elsewhere belongs to someone the
+    # question names ("최태원 회장과 만난 사람은?", "최태원 회장은 누구를 만났나?")
+    tokens = question.split()
+    for i in reversed(range(len(tokens))):
+        last = i == len(tokens) - 1
+        m = _KO_TITLE_TOKEN.match(tokens[i]) or (_KO_TITLE_ASKED_TOKEN.match(tokens[i]) if last else None)
+        if not m:
+            continue
+        asks_who = last or (i == len(tokens) - 2 and re.match(r"누구|누군", tokens[-1]))
+        if not asks_who or m.group(3) not in (None, "", "은", "는", "이", "가"):
+            return None
+        prefix = m.group(1)  # "파운드리사업부장": the division is part of the word
+        if not prefix and i > 0:
+            prev = analyze(tokens[i - 1])
+            nouns = prev[:-1] if prev and prev[-1].tag == "JKG" else prev  # "SK의 사장"
+            if nouns and all(x.tag in ("NNP", "NNG", "SL", "SH", "SN") for x in nouns):
+                prefix = re.sub(r"의$", "", tokens[i - 1]) if prev[-1].tag == "JKG" else tokens[i - 1]
+        return Role(_title_forms(m.group(2)), frozenset({prefix.lower()}) if prefix else frozenset())
+    return None
+
+
+def _asked_role_en(question: str, qt: "QuestionTerms") -> Role | None:
     words = [re.split(r"['’]", w)[0] for w in re.findall(r"[A-Za-z][A-Za-z0-9'’-]*", question)]
     lows = [w.lower() for w in words]
     for i, w in enumerate(lows):
@@ -182,21 +188,12 @@ def asked_role(question: str, qt: "QuestionTerms") -> Role | None:
         if after[:1].isupper() and lows[i + width - 1] != "of":  # "SK chairman Chey Tae-won": a named person
             continue
         # the organisation word nearest the title: before it ("the SK hynix president"), or after
-        # "of" ("the CEO of Rebellions"); a word the bridge found no Korean form for can't be checked
-        near = list(reversed(words[max(0, i - 3):i]))
-        if not near or _term_key(near[0], qt) is None:
-            # "the head of Samsung's System LSI business": the most specific word is the last
-            near = []
-            if after.lower() == "of":
-                near = list(reversed(_leading_terms(words[i + width + 1:i + width + 5], qt)))
-        org: frozenset[str] = frozenset()
-        for word in near:
-            key = _term_key(word, qt)
-            if key is None:
-                break
-            if _forms_of(key, qt):
-                org = _forms_of(key, qt)
-                break
+        # "of", where the most specific comes last ("the head of Samsung's System LSI business");
+        # a word the bridge found no Korean form for cannot be checked, so the next one is taken
+        near = _leading_terms(list(reversed(words[max(0, i - 3):i])), qt)
+        if not near and after.lower() == "of":
+            near = list(reversed(_leading_terms(words[i + width + 1:i + width + 5], qt)))
+        org = next((f for f in (_forms_of(_term_key(word, qt), qt) for word in near) if f), frozenset())
         return Role(frozenset() if title in _EN_ANY_TITLE else EN_TITLES[title], org)
     m = _EN_WHO_FROM.search(question)  # "who else from SK joined…": anyone whose role names SK
     key = _term_key(m.group(1), qt) if m else None
@@ -230,11 +227,16 @@ def _term_key(word: str, qt: "QuestionTerms") -> str | None:
     return None
 
 
+def _is_known(name: str, known: frozenset[str]) -> bool:
+    """Whether ``name`` is one of the question's own names (or part of one, or holds one)."""
+    return any(name in k or k in name for k in known)
+
+
 def holds_role(text: str, role: Role, known: frozenset[str]) -> bool:
     """Whether ``text`` names someone new (not one of the question's ``known`` names) in the post
     asked about: a role holding the title and, when the question names it, the organisation."""
     for name, where in named_roles(text).items():
-        if any(name in k or k in name for k in known):
+        if _is_known(name, known):
             continue
         low = where.lower()
         has_title = not role.titles or any(t in low for t in role.titles)
@@ -281,7 +283,7 @@ def holds_type(text: str, kind: str | None, known: frozenset[str] = frozenset())
     if kind == "ministry":
         return bool(_MINISTRY.search(text))
     if kind == "person":
-        return any(not any(name in k or k in name for k in known) for name in named_persons(text))
+        return any(not _is_known(name, known) for name in named_persons(text))
     if kind == "place":
         return bool(_PLACE_HINT.search(text))
     return True
