@@ -6,7 +6,10 @@ import logging
 import re
 import time
 import unicodedata
+from dataclasses import dataclass
 from typing import Iterator
+
+import numpy as np
 
 from . import answer as ex
 from .embed import get_embedder
@@ -72,14 +75,27 @@ def standalone_question(question: str, history: list[tuple[str, str]] | None, se
     return f"{question} ({' '.join(dict.fromkeys(carried))})" if carried else question
 
 
-def _prepare(question: str, history, settings: Settings, k: int, filters, use_keyword: bool = True):
+@dataclass
+class Prepared:
+    """A validated, retrieved question: what every answering path (extractive, LLM, fallback) needs."""
+
+    question: str  # the cleaned question
+    language: str
+    standalone: str  # the follow-up made standalone (the question itself when there is no history)
+    embedder: object
+    store: object
+    q_vec: np.ndarray
+    hits: list
+    timings: dict
+    translations: list | None  # an English question's words bridged to Korean nouns (rag.bridge)
+
+
+def _prepare(question: str, history, settings: Settings, k: int, filters, use_keyword: bool = True) -> Prepared:
     """Validate the question, make it standalone and retrieve: the part ask() and ask_stream() share."""
     q = clean_question(question, settings.max_question_chars)
     language = ex.question_language(q)
     standalone = standalone_question(q, history, settings)
-    embedder, store, q_vec, hits, timings, translations = _retrieve(standalone, settings, k, filters,
-                                                                    use_keyword, language)
-    return q, language, standalone, embedder, store, q_vec, hits, timings, translations
+    return Prepared(q, language, standalone, *_retrieve(standalone, settings, k, filters, use_keyword, language))
 
 
 def warm_up(settings: Settings, english: bool = True, wait: bool = False) -> None:
@@ -136,37 +152,36 @@ def _retrieve(question: str, settings: Settings, k: int, filters, use_keyword: b
     return embedder, store, q_vec, hits, timings, translations
 
 
-def _abstain(question, standalone, language, hits, timings, mode, notice=None, confidence=0.0) -> Answer:
-    return Answer(question=question, text=ex.ABSTAIN_TEXT[language], language=language, citations=(),
-                  abstained=True, retrieved=tuple(hits), timings_ms=timings, mode=mode,
-                  standalone_question=standalone, notice=notice, confidence=confidence)
+def _abstain(p: Prepared, mode: str, notice=None, confidence=0.0) -> Answer:
+    return Answer(question=p.question, text=ex.ABSTAIN_TEXT[p.language], language=p.language, citations=(),
+                  abstained=True, retrieved=tuple(p.hits), timings_ms=p.timings, mode=mode,
+                  standalone_question=p.standalone, notice=notice, confidence=confidence)
 
 
-def _extractive(question, standalone, language, q_vec, hits, store, settings, timings, notice=None,
-                translations=None) -> Answer:
+def _extractive(p: Prepared, settings: Settings, notice=None) -> Answer:
     t0 = time.perf_counter()
-    svecs = store.sentence_vectors_for([h.chunk for h in hits])
-    slots = _bridge(standalone, hits, store, settings, translations) if language == "en" else ()
-    cands = ex.score_sentences(standalone, q_vec, hits, svecs, slots=slots,
-                               passage_share=store.keyword_index().passage_share)
+    svecs = p.store.sentence_vectors_for([h.chunk for h in p.hits])
+    slots = _bridge(p.standalone, p.hits, p.store, p.embedder, p.translations) if p.language == "en" else ()
+    cands = ex.score_sentences(p.standalone, p.q_vec, p.hits, svecs, slots=slots,
+                               passage_share=p.store.keyword_index().passage_share)
     chosen = ex.choose_evidence(cands)
-    timings["answer"] = (time.perf_counter() - t0) * 1000
+    p.timings["answer"] = (time.perf_counter() - t0) * 1000
     confidence = chosen[0].confidence if chosen else 0.0
     if not chosen or confidence < settings.abstain_threshold:
-        return _abstain(question, standalone, language, hits, timings, "extractive", notice, confidence)
-    return Answer(question=question, text=ex.extractive_text(chosen, language), language=language,
-                  citations=tuple(ex.citations_for(chosen)), abstained=False, retrieved=tuple(hits),
-                  timings_ms=timings, mode="extractive", standalone_question=standalone, notice=notice,
+        return _abstain(p, "extractive", notice, confidence)
+    return Answer(question=p.question, text=ex.extractive_text(chosen, p.language), language=p.language,
+                  citations=tuple(ex.citations_for(chosen)), abstained=False, retrieved=tuple(p.hits),
+                  timings_ms=p.timings, mode="extractive", standalone_question=p.standalone, notice=notice,
                   confidence=confidence)
 
 
-def _bridge(question: str, hits, store, settings: Settings, translations=None):
+def _bridge(question: str, hits, store, embedder, translations=None):
     """The English question's words mapped to Korean nouns (``translations``: already found by
     ``_retrieve``), plus names matched by romanization in the retrieved passages."""
     from .bridge import bridge_terms, bridge_vocab, english_words
 
     vocab = bridge_vocab([f"{h.chunk.title} {h.chunk.text}" for h in hits])
-    return bridge_terms(english_words(question), vocab, get_embedder(settings), store, translations)
+    return bridge_terms(english_words(question), vocab, embedder, store, translations)
 
 
 def ask(question: str, *, k: int | None = None, filters: dict | None = None,
@@ -189,45 +204,42 @@ def ask(question: str, *, k: int | None = None, filters: dict | None = None,
     """
     settings = settings or Settings.from_env()
     t_start = time.perf_counter()
-    q, language, standalone, embedder, store, q_vec, hits, timings, translations = _prepare(
-        question, history, settings, k or settings.k, filters, use_keyword)
-    if not hits:
-        ans = _abstain(q, standalone, language, hits, timings, "extractive")
+    p = _prepare(question, history, settings, k or settings.k, filters, use_keyword)
+    if not p.hits:
+        ans = _abstain(p, "extractive")
     elif settings.use_llm:
-        ans = _generative(q, standalone, language, q_vec, hits, store, embedder, settings, timings)
+        ans = _generative(p, settings)
     else:
-        ans = _extractive(q, standalone, language, q_vec, hits, store, settings, timings,
-                          translations=translations)
+        ans = _extractive(p, settings)
     ans.timings_ms["total"] = (time.perf_counter() - t_start) * 1000
     return ans
 
 
-def _generative(q, standalone, language, q_vec, hits, store, embedder, settings, timings) -> Answer:
+def _generative(p: Prepared, settings: Settings) -> Answer:
     from .llm import generate
 
     t0 = time.perf_counter()
     try:
-        raw = generate(standalone, hits, language, settings)
+        raw = generate(p.standalone, p.hits, p.language, settings)
     except LLMError as e:
-        return _extractive(q, standalone, language, q_vec, hits, store, settings, timings,
-                           notice=f"{e}; showing the extractive answer instead")
-    timings["llm"] = (time.perf_counter() - t0) * 1000
-    return _finish_generated(q, standalone, language, raw, q_vec, hits, store, embedder, settings, timings)
+        return _extractive(p, settings, notice=f"{e}; showing the extractive answer instead")
+    p.timings["llm"] = (time.perf_counter() - t0) * 1000
+    return _finish_generated(p, raw, settings)
 
 
-def _finish_generated(q, standalone, language, raw, q_vec, hits, store, embedder, settings, timings) -> Answer:
+def _finish_generated(p: Prepared, raw: str, settings: Settings) -> Answer:
     from .llm import is_refusal
 
     if is_refusal(raw):
-        return _abstain(q, standalone, language, hits, timings, "llm")
-    checked = verify_generated(raw, hits, embedder)
+        return _abstain(p, "llm")
+    checked = verify_generated(raw, p.hits, p.embedder)
     if not checked.citations:
-        return _extractive(q, standalone, language, q_vec, hits, store, settings, timings,
+        return _extractive(p, settings,
                            notice="the LLM's answer cited nothing the passages support; showing the extractive answer instead")
     notice = f"dropped {len(checked.dropped)} unsupported sentence(s)" if checked.dropped else None
-    return Answer(question=q, text=checked.text, language=language, citations=checked.citations, abstained=False,
-                  retrieved=tuple(hits), timings_ms=timings, mode="llm", standalone_question=standalone,
-                  notice=notice, confidence=1.0)
+    return Answer(question=p.question, text=checked.text, language=p.language, citations=checked.citations,
+                  abstained=False, retrieved=tuple(p.hits), timings_ms=p.timings, mode="llm",
+                  standalone_question=p.standalone, notice=notice, confidence=1.0)
 
 
 def ask_stream(question: str, *, k: int | None = None, filters: dict | None = None,
@@ -245,17 +257,14 @@ def ask_stream(question: str, *, k: int | None = None, filters: dict | None = No
     from .llm import stream
 
     t_start = time.perf_counter()
-    q, language, standalone, embedder, store, q_vec, hits, timings, translations = _prepare(
-        question, history, settings, k or settings.k, filters)
+    p = _prepare(question, history, settings, k or settings.k, filters)
     pieces: list[str] = []
     try:
-        for piece in stream(standalone, hits, language, settings):
+        for piece in stream(p.standalone, p.hits, p.language, settings):
             pieces.append(piece)
             yield piece
-        ans = _finish_generated(q, standalone, language, "".join(pieces).strip(), q_vec, hits, store, embedder,
-                                settings, timings)
+        ans = _finish_generated(p, "".join(pieces).strip(), settings)
     except LLMError as e:
-        ans = _extractive(q, standalone, language, q_vec, hits, store, settings, timings,
-                          notice=f"{e}; showing the extractive answer instead", translations=translations)
+        ans = _extractive(p, settings, notice=f"{e}; showing the extractive answer instead")
     ans.timings_ms["total"] = (time.perf_counter() - t_start) * 1000
     yield ans

@@ -48,7 +48,7 @@ def llm_settings(seeded_settings, llm_server):
 
 
 def test_prompt_numbers_and_fences_passages(llm_settings):
-    *_, hits, _, _ = _prepare("How long did Chey Tae-won's meeting with Altman last?", None, llm_settings, 3, None)
+    hits = _prepare("How long did Chey Tae-won's meeting with Altman last?", None, llm_settings, 3, None).hits
     prompt = build_chain(llm_settings).first.invoke({"language_name": "English", "refusal": "R",
                                                      "passages": format_passages(hits), "question": "Q?"})
     text = "\n".join(m.content for m in prompt.to_messages())
@@ -75,22 +75,21 @@ def test_streaming_yields_pieces_from_the_server(llm_settings):
 
 
 def test_made_up_citations_fall_back_to_extractive(llm_settings):
-    q, language, standalone, embedder, store, q_vec, hits, timings, _ = _prepare(
-        "최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", None, llm_settings, 5, None)
+    p = _prepare("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", None, llm_settings, 5, None)
     bad = "The meeting lasted three days on the moon [9]. It was about bananas [1]."
-    checked = verify_generated(bad, hits, embedder)
+    checked = verify_generated(bad, p.hits, p.embedder)
     assert not checked.citations and len(checked.dropped) == 2
-    a = _finish_generated(q, standalone, language, bad, q_vec, hits, store, embedder, llm_settings, timings)
+    a = _finish_generated(p, bad, llm_settings)
     assert a.mode == "extractive" and "cited nothing" in a.notice
     assert "40분" in a.text
 
 
 def test_supported_sentence_survives_verification(llm_settings):
-    q, language, standalone, embedder, store, q_vec, hits, timings, _ = _prepare(
-        "최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", None, llm_settings, 5, None)
+    p = _prepare("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", None, llm_settings, 5, None)
+    hits = p.hits
     n = next(i for i, h in enumerate(hits, 1) if "40분간" in h.chunk.text)
     raw = f"최태원 회장은 올트먼 CEO와 40분간 전격 회동했다 [{n}]. 둘은 달에서 만났다 [{n}]."
-    a = _finish_generated(q, standalone, language, raw, q_vec, hits, store, embedder, llm_settings, timings)
+    a = _finish_generated(p, raw, llm_settings)
     assert a.mode == "llm" and "40분간" in a.text and "달에서" not in a.text
     assert a.citations[0].quote in hits[n - 1].chunk.text and "40분간" in a.citations[0].quote
     assert citations_are_valid(a.text, a.citations) and "dropped 1" in a.notice
