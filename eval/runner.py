@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 REQUIRED_KEYS = ("id", "question", "answers", "sources", "evidence", "answerable")
 METRICS = ("hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10", "answer_accuracy", "citation_precision",
            "abstain_recall", "false_abstain", "overall_accuracy", "boilerplate_leak")
+PAGE_SUFFIXES = (".txt", ".html", ".htm")
 
 
 def norm(text: str) -> str:
@@ -25,9 +26,70 @@ def norm(text: str) -> str:
     return re.sub(r"[\s,]+", "", unicodedata.normalize("NFKC", text)).casefold()
 
 
-def load_gold(path: Path, seeds: Path | None = None) -> list[dict]:
-    """Read and validate a gold file: ids unique, sources exist, evidence occurs in its source page."""
+@dataclass(frozen=True)
+class Corpus:
+    """What ``rag eval`` runs on: a folder of pages, a gold file and (optionally) cleaning labels."""
+
+    pages: Path
+    gold: Path
+    labels: Path | None = None
+
+    @classmethod
+    def resolve(cls, folder: Path | None = None, gold: Path | None = None, labels: Path | None = None) -> "Corpus":
+        """``folder`` holds the pages, or a ``pages/`` folder beside ``gold.jsonl`` and ``labels.jsonl``
+        (the defaults for ``gold`` and ``labels``). No folder: the seeds and ``eval/gold.jsonl``."""
+        if folder is None:
+            return cls(ROOT / "seeds", Path(gold) if gold else ROOT / "eval" / "gold.jsonl", Path(labels) if labels else None)
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise RagError(f"--corpus {folder}: not a folder of pages")
+        pages = folder / "pages" if (folder / "pages").is_dir() else folder
+        gold = Path(gold) if gold else folder / "gold.jsonl"
+        if not gold.is_file():
+            raise RagError(f"{gold}: no gold file; pass --gold FILE (JSONL of questions)")
+        if labels is None and (folder / "labels.jsonl").is_file():
+            labels = folder / "labels.jsonl"
+        return cls(pages, gold, Path(labels) if labels else None)
+
+    def page_files(self, split: str | None = None) -> list[Path]:
+        """The pages to ingest: all of them, or those the labels put in ``split``."""
+        files = sorted(p for p in self.pages.iterdir() if p.is_file() and p.suffix.lower() in PAGE_SUFFIXES)
+        if not files:
+            raise RagError(f"{self.pages}: no .txt or .html pages")
+        if split is None:
+            return files
+        if self.labels is None:
+            raise RagError(f"--split {split} needs a labels file saying which pages are in which split (--labels)")
+        labels = self.load_labels()
+        return [p for p in files if labels.get(p.stem, {}).get("split") == split]
+
+    def load_labels(self) -> dict[str, dict]:
+        from eval.corpus import load_labels
+
+        return load_labels(self.labels) if self.labels else {}
+
+
+def page_text(path: Path) -> str:
+    """A page's visible text (decoded; HTML without its tags), for checking gold evidence."""
+    from ingest.read import decode, is_html
+
+    text = decode(path.read_bytes(), str(path))
+    if is_html(path.name, text):
+        import lxml.html
+
+        root = lxml.html.document_fromstring(text)
+        for bad in root.xpath("//script|//style|//head"):
+            bad.drop_tree()
+        text = root.text_content()
+    return text
+
+
+def load_gold(path: Path, pages: Path | None = None, split: str | None = None) -> list[dict]:
+    """Read and validate a gold file: ids unique, sources exist, evidence occurs in its source page.
+    With ``split``, only the items of that split (each item then needs a ``split``)."""
     items, errors, ids = [], [], set()
+    files = {p.stem: p for p in pages.iterdir() if p.suffix.lower() in PAGE_SUFFIXES} if pages is not None else {}
+    texts: dict[str, str] = {}
     for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -43,21 +105,24 @@ def load_gold(path: Path, seeds: Path | None = None) -> list[dict]:
         if item["id"] in ids:
             errors.append(f"line {n}: duplicate id {item['id']}")
         ids.add(item["id"])
-        if seeds is not None:
-            pages = {}
+        if split is not None and item.get("split") not in ("dev", "test"):
+            errors.append(f"{item['id']}: no split (dev or test) to filter on")
+        if pages is not None:
+            found = {}
             for s in item["sources"]:
-                p = seeds / f"{s}.txt"
-                if not p.exists():
-                    errors.append(f"{item['id']}: source {s} not found in {seeds}")
+                if s not in files:
+                    errors.append(f"{item['id']}: source {s} not found in {pages}")
                 else:
-                    pages[s] = p.read_text(encoding="utf-8")
+                    if s not in texts:
+                        texts[s] = norm(page_text(files[s]))
+                    found[s] = texts[s]
             for ev in item["evidence"]:
-                if pages and not any(ev in page for page in pages.values()):
+                if found and not any(norm(ev) in page for page in found.values()):
                     errors.append(f"{item['id']}: evidence not in its sources: {ev[:40]}")
         items.append(item)
     if errors:
         raise RagError(f"{path}: invalid gold file:\n  " + "\n  ".join(errors))
-    return items
+    return [i for i in items if split is None or i.get("split") == split]
 
 
 def is_korean(text: str) -> bool:
@@ -84,11 +149,24 @@ class Outcome:
         return replace(self, text=self.abstain_text, abstained=True, quotes=())
 
 
-def score(items: list[dict], outcomes: list[Outcome]) -> dict:
+def score(items: list[dict], outcomes: list[Outcome], sections: dict[str, str] | None = None) -> dict:
+    """Metrics over all items, by language, by question kind (``qtype``) and by section (of the
+    item's first source page, from ``sections``), and the failing items with what was quoted."""
     per = [_score_item(i, o) for i, o in zip(items, outcomes)]
+    for p, item in zip(per, items):
+        p["section"] = (sections or {}).get(item["sources"][0], "other") if item["sources"] else "outside"
     report = _aggregate(per)
     report["by_lang"] = {lang: _aggregate([p for p in per if p["lang"] == lang]) for lang in ("ko", "en")}
-    report["failures"] = [{"id": p["id"], "failed": p["failed"], "answer": p["answer"][:160]} for p in per if p["failed"]]
+    for key, field_ in (("by_qtype", "qtype"), ("by_section", "section")):
+        groups = sorted({p[field_] for p in per if p.get(field_)})
+        if groups and (key == "by_qtype" or sections):
+            report[key] = {g: _aggregate([p for p in per if p.get(field_) == g]) for g in groups}
+    report["failures"] = [
+        {"id": p["id"], "failed": p["failed"], "answer": p["answer"][:160], "question": item["question"],
+         "lang": p["lang"], "qtype": p.get("qtype"), "section": p["section"], "sources": item["sources"],
+         "evidence": item["evidence"], "quotes": list(o.quotes), "retrieved": list(o.retrieved_articles[:5]),
+         "confidence": round(o.confidence, 4)}
+        for p, item, o in zip(per, items, outcomes) if p["failed"]]
     return report
 
 
@@ -97,14 +175,16 @@ def _score_item(item: dict, o: Outcome) -> dict:
     ev = [norm(e) for e in item["evidence"]]
     aliases = [norm(a) for a in item["answers"]]
     p = {"id": item["id"], "lang": "ko" if is_korean(item["question"]) else "en", "answerable": item["answerable"],
-         "kind": item.get("kind"), "latency": o.latency_ms, "abstained": o.abstained, "answer": o.text, "failed": []}
+         "kind": item.get("kind"), "qtype": item.get("qtype"), "latency": o.latency_ms, "abstained": o.abstained, "answer": o.text, "failed": []}
     if item["answerable"]:
         ranks = [i for i, a in enumerate(o.retrieved_articles[:10]) if a in sources]
         p["hit1"] = bool(o.retrieved_articles[:1]) and o.retrieved_articles[0] in sources
         p["hit5"] = any(a in sources for a in o.retrieved_articles[:5])
         p["ev5"] = any(any(e in norm(t) for e in ev) for t in o.retrieved_texts[:5])
         p["rr"] = 1.0 / (ranks[0] + 1) if ranks else 0.0
-        p["correct"] = not o.abstained and any(a in norm(o.text) for a in aliases)
+        # an item with answer_parts (two facts, often from two articles) needs every part
+        parts = [[norm(a) for a in part] for part in item.get("answer_parts") or []] or [aliases]
+        p["correct"] = not o.abstained and all(any(a in norm(o.text) for a in part) for part in parts)
         if not o.abstained:
             p["cit"] = [any(e in norm(q) for e in ev) for q in o.quotes]
         for name, ok in (("hit@5", p["hit5"]), ("answer", p["correct"]), ("false_abstain", not o.abstained)):
@@ -116,7 +196,7 @@ def _score_item(item: dict, o: Outcome) -> dict:
         p["correct"] = o.abstained
         if not o.abstained:
             p["failed"].append("should_abstain")
-        if item.get("kind") == "boilerplate":
+        if item.get("kind") == "boilerplate" or item.get("unanswerable") == "furniture":
             p["leak"] = any(any(e in norm(t) for e in ev) for t in o.retrieved_texts)
             if p["leak"]:
                 p["failed"].append("boilerplate_leak")
@@ -170,25 +250,37 @@ def run_ours(items: list[dict], settings: Settings, *, k: int, use_keyword: bool
     return out
 
 
-def run_naive(items: list[dict], seeds: Path, settings: Settings, *, k: int) -> list[Outcome]:
+def naive_documents(files: list[Path]) -> list:
+    """What a plain LangChain pipeline would load: each raw page decoded, HTML reduced to its text
+    (as ``BSHTMLLoader`` does), split by the recursive character splitter."""
+    import trafilatura
+    from langchain_core.documents import Document
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    from ingest.read import decode, is_html
+
+    splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
+    docs = []
+    for p in files:
+        text = decode(p.read_bytes(), str(p))
+        if is_html(p.name, text):
+            text = trafilatura.html2txt(text) or ""
+        docs.extend(splitter.split_documents([Document(text, metadata={"article_id": p.stem})]))
+    return docs
+
+
+def run_naive(items: list[dict], files: list[Path], settings: Settings, *, k: int) -> list[Outcome]:
     """A plain LangChain pipeline: raw pages, recursive character splitter, dense top-k with the
     same embedder, the top passage's most similar sentence as the answer, never abstains."""
     import numpy as np
-    from langchain_core.documents import Document
     from langchain_core.vectorstores import InMemoryVectorStore
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     from rag.embed import get_embedder
     from rag.korean import split_sentences
 
     embedder = get_embedder(settings)
-    splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
-    docs = []
-    for p in sorted(seeds.glob("*")):
-        if p.is_file():
-            docs.extend(splitter.split_documents([Document(p.read_text(encoding="utf-8"), metadata={"article_id": p.stem})]))
     store = InMemoryVectorStore(embedder)
-    store.add_documents(docs)
+    store.add_documents(naive_documents(files))
     out = []
     for item in items:
         t0 = time.perf_counter()
@@ -203,17 +295,29 @@ def run_naive(items: list[dict], seeds: Path, settings: Settings, *, k: int) -> 
     return out
 
 
-def evaluate(gold: Path, *, settings: Settings, k: int = 5, store: Path | None = None, pipeline: str = "default",
-             clean: bool = True, bm25: bool = True, verify: bool = True, seeds: Path = ROOT / "seeds") -> dict:
-    """Run one pipeline over a gold file and return the report (``rag eval`` prints and saves it)."""
-    items = load_gold(gold, seeds)
+def evaluate(gold: Path | None = None, *, settings: Settings, k: int = 5, store: Path | None = None,
+             pipeline: str = "default", clean: bool = True, bm25: bool = True, verify: bool = True,
+             corpus: Corpus | None = None, split: str | None = None, score_cleaning: bool = True) -> dict:
+    """Run one pipeline over a corpus's gold questions and return the report (``rag eval`` prints and
+    saves it). ``split`` keeps only that split's pages and questions. With cleaning labels, the
+    report also scores cleaning (furniture kept, article sentences lost, title/publisher/date)."""
+    corpus = corpus or Corpus.resolve(gold=gold)
+    if gold is not None:
+        corpus = replace(corpus, gold=Path(gold))
+    files = corpus.page_files(split)  # first: a split without labels fails here, in one line
+    items = load_gold(corpus.gold, corpus.pages, split)
+    if not items:
+        raise RagError(f"{corpus.gold}: no questions" + (f" in split {split!r}" if split else ""))
+    labels = corpus.load_labels()
+    sections = {pid: rec.get("section", "other") for pid, rec in labels.items()}
+    cleaning = None
     if pipeline == "naive":
-        outcomes = run_naive(items, seeds, settings, k=k)
+        outcomes = run_naive(items, files, settings, k=k)
     else:
         with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
             if store is None:
                 settings = replace(settings, store_dir=Path(tmp) / "store", chroma_url=None)
-                _ingest(seeds, settings, clean)
+                _ingest(files, settings, clean)
             else:
                 settings = replace(settings, store_dir=Path(store))
             raw = run_ours(items, settings, k=k, use_keyword=bm25)
@@ -223,18 +327,26 @@ def evaluate(gold: Path, *, settings: Settings, k: int = 5, store: Path | None =
         for t in range(20):
             at_t = score(items, [o.at_threshold(t / 20) for o in raw])
             curve.append({"threshold": t / 20, **{m: at_t[m] for m in ("overall_accuracy", "answer_accuracy", "abstain_recall")}})
-    report = score(items, outcomes)
+        if labels and clean and score_cleaning:
+            from eval.cleaning import score_pages
+
+            cleaning = score_pages([f for f in files if f.stem in labels], labels, settings)
+    report = score(items, outcomes, sections if labels else None)
     if pipeline != "naive":
         report["threshold"] = threshold
         report["threshold_curve"] = curve
+    if cleaning is not None:
+        report["cleaning"] = cleaning
+    report["corpus"] = str(corpus.pages)
+    report["split"] = split or "all"
     report["pipeline"] = pipeline + ("" if clean else "+no-clean") + ("" if bm25 else "+no-bm25") + ("" if verify else "+no-verify")
     return report
 
 
-def _ingest(seeds: Path, settings: Settings, clean: bool) -> None:
+def _ingest(files: list[Path], settings: Settings, clean: bool) -> None:
     from ingest.pipeline import ingest_paths
 
-    report = ingest_paths([seeds], settings, clean=clean)
+    report = ingest_paths(files, settings, clean=clean)
     if report.failed:
         raise RagError("eval ingest failed: " + "; ".join(f.message for f in report.files if f.status == "failed"))
 
@@ -254,6 +366,25 @@ def format_table(reports: list[dict]) -> str:
     lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths)), "-+-".join("-" * w for w in widths)]
     lines += [" | ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows]
     return "\n".join(lines)
+
+
+def format_breakdown(reports: list[dict], key: str) -> str:
+    """A small table: answer accuracy and overall accuracy of each pipeline per group (question kind
+    or section), with the number of questions."""
+    groups = sorted({g for r in reports for g in r.get(key, {})})
+    if not groups:
+        return ""
+    head = [key.removeprefix("by_"), "n"] + [f"{r['pipeline']} {m}" for r in reports for m in ("ans_acc", "overall")]
+    rows = []
+    for g in groups:
+        row = [g, str(reports[0].get(key, {}).get(g, {}).get("n", 0))]
+        for r in reports:
+            m = r.get(key, {}).get(g, {})
+            row += ["-" if m.get(x) is None else f"{m[x]:.2f}" for x in ("answer_accuracy", "overall_accuracy")]
+        rows.append(row)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+    lines = [" | ".join(h.ljust(w) for h, w in zip(head, widths)), "-+-".join("-" * w for w in widths)]
+    return "\n".join(lines + [" | ".join(v.ljust(w) for v, w in zip(r, widths)) for r in rows])
 
 
 def html_report(reports: list[dict]) -> str:
@@ -284,7 +415,22 @@ def html_report(reports: list[dict]) -> str:
             lines.append(f'<polyline fill="none" stroke="{col}" stroke-width="2" points="{pts}"><title>{key}</title></polyline>')
         tx = pad + curve_r["threshold"] * (w - 2 * pad)
         lines.append(f'<line x1="{tx:.1f}" x2="{tx:.1f}" y1="{pad}" y2="{h - pad}" stroke="#999" stroke-dasharray="4"/>')
-    table = escape(format_table(reports))
+    table = escape(format_table(reports) + "\n\n" + "\n\n".join(
+        t for t in (format_breakdown(reports, "by_qtype"), format_breakdown(reports, "by_section")) if t))
+    failing = []
+    for r in reports:
+        rows = "".join(
+            f"<tr><td>{escape(f['id'])}</td><td>{escape('/'.join(f['failed']))}</td><td>{escape(f.get('question', ''))}</td>"
+            f"<td>{escape(' | '.join(f.get('quotes') or []) or f['answer'])}</td><td>{escape(' | '.join(f.get('evidence') or []))}</td>"
+            f"<td>{escape(', '.join(f.get('retrieved') or []))}</td></tr>"
+            for f in r.get("failures", []))
+        failing.append(f"<h3>{escape(r['pipeline'])}: {len(r.get('failures', []))} failing questions</h3>"
+                       "<table border=1 cellpadding=3 style='border-collapse:collapse;font-size:13px'>"
+                       "<tr><th>id</th><th>failed</th><th>question</th><th>quoted (or answer)</th><th>gold evidence</th>"
+                       f"<th>retrieved articles</th></tr>{rows}</table>")
+    cleaning = "".join(
+        f"<h2>Cleaning ({escape(r['pipeline'])})</h2><pre>{escape(_cleaning_text(r['cleaning']))}</pre>"
+        for r in reports if r.get("cleaning"))
     return f"""<!doctype html><html lang="en"><meta charset="utf-8"><title>rag eval</title>
 <body style="font-family:sans-serif;max-width:960px;margin:auto">
 <h1>Evaluation report</h1><p>{legend}</p>
@@ -293,4 +439,16 @@ def html_report(reports: list[dict]) -> str:
 <p><span style="color:#2b6cb0">overall accuracy</span> · <span style="color:#38a169">answer accuracy</span> ·
 <span style="color:#dd6b20">abstain recall</span>; dashed: the configured threshold. x from 0 to 1.</p>
 <svg width="{w}" height="{h}" role="img">{''.join(lines)}</svg>
-<h2>Table</h2><pre>{table}</pre></body></html>"""
+<h2>Table</h2><pre>{table}</pre>{cleaning}<h2>Failing questions</h2>{''.join(failing)}</body></html>"""
+
+
+def _cleaning_text(c: dict) -> str:
+    from eval.cleaning import format_cleaning
+
+    lines = [format_cleaning(c), ""]
+    for p in c["per_page"]:
+        bad = [f"  kept furniture: {t[:80]}" for t in p["furniture_kept"]] + [f"  lost: {t[:80]}" for t in p["sentences_lost"]]
+        bad += [f"  {k}: got {p['got'][k]!r}, want {p['want'][k]!r}" for k in ("title", "publisher", "date") if not p[f"{k}_ok"]]
+        if bad:
+            lines += [p["page"], *bad]
+    return "\n".join(lines)

@@ -43,8 +43,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["auto", "extractive", "llm"], help="answer mode (default $RAG_ANSWER_MODE or auto)")
     _common(p)
 
-    p = sub.add_parser("eval", help="score the pipeline against gold Q&A pairs")
-    p.add_argument("--gold", default="eval/gold.jsonl", help="gold file (JSONL)")
+    p = sub.add_parser("eval", help="score the pipeline against gold Q&A pairs on any folder of pages")
+    p.add_argument("--corpus", metavar="DIR",
+                   help="folder of pages, or a folder holding pages/, gold.jsonl and labels.jsonl (default: seeds/)")
+    p.add_argument("--gold", help="gold file (JSONL; default: DIR/gold.jsonl, or eval/gold.jsonl for the seeds)")
+    p.add_argument("--labels", help="cleaning labels (JSONL; default: DIR/labels.jsonl when present)")
+    p.add_argument("--split", choices=["dev", "test"], help="only this split's pages and questions (needs labels)")
     p.add_argument("--k", type=int, default=5)
     p.add_argument("--pipeline", choices=["default", "naive", "both"], default="default",
                    help="ours, a plain LangChain pipeline, or both side by side")
@@ -53,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-verify", action="store_true", help="ablation: never abstain")
     p.add_argument("--out", metavar="FILE", help="write the JSON report here")
     p.add_argument("--html", metavar="FILE", help="write an HTML report with charts here")
-    p.add_argument("--store", metavar="DIR", help="evaluate this store instead of a fresh one built from seeds/")
+    p.add_argument("--store", metavar="DIR", help="evaluate this store instead of a fresh one built from the corpus pages")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
 
     p = sub.add_parser("ui", help="serve the chat page (loopback by default)")
@@ -207,16 +211,19 @@ def _cmd_articles(args, settings: Settings) -> int:
 def _cmd_eval(args, settings: Settings) -> int:
     from pathlib import Path
 
-    from eval.runner import evaluate, format_table, html_report
+    from eval.cleaning import format_cleaning
+    from eval.runner import Corpus, evaluate, format_breakdown, format_table, html_report
 
+    corpus = Corpus.resolve(Path(args.corpus) if args.corpus else None, args.gold, args.labels)
     pipelines = ["default", "naive"] if args.pipeline == "both" else [args.pipeline]
-    reports = [evaluate(Path(args.gold), settings=settings, k=args.k, store=Path(args.store) if args.store else None,
-                        pipeline=p, clean=not args.no_clean, bm25=not args.no_bm25, verify=not args.no_verify)
+    reports = [evaluate(settings=settings, k=args.k, store=Path(args.store) if args.store else None, corpus=corpus,
+                        split=args.split, pipeline=p, clean=not args.no_clean, bm25=not args.no_bm25,
+                        verify=not args.no_verify)
                for p in pipelines]
     keys = ("n", "hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10", "answer_accuracy", "citation_precision",
             "abstain_recall", "false_abstain", "overall_accuracy", "boilerplate_leak", "latency_p50_ms",
-            "latency_p95_ms", "by_lang", "failures")
-    exact = [{k: r[k] for k in keys} for r in reports]
+            "latency_p95_ms", "split", "by_lang", "by_qtype", "by_section", "cleaning", "failures")
+    exact = [{k: r[k] for k in keys if k in r} for r in reports]
     payload = exact[0] if len(exact) == 1 else {r["pipeline"]: e for r, e in zip(reports, exact)}
     if args.out:
         # one file per pipeline, each with exactly the report's keys: FILE, then FILE.naive.json
@@ -229,6 +236,13 @@ def _cmd_eval(args, settings: Settings) -> int:
         print(json.dumps(payload, ensure_ascii=False, indent=2))
     else:
         print(format_table(reports))
+        for key in ("by_qtype", "by_section"):
+            table = format_breakdown(reports, key)
+            if table:
+                print("\n" + table)
+        for r in reports:
+            if r.get("cleaning"):
+                print("\n" + format_cleaning(r["cleaning"]))
         for r in reports:
             print(f"\n{r['pipeline']}: {len(r['failures'])} failing items: " + ", ".join(
                 f"{f['id']}({'/'.join(f['failed'])})" for f in r["failures"]))

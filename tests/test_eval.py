@@ -9,6 +9,7 @@ import pytest
 
 from eval.runner import Outcome, evaluate, load_gold, score
 from rag.errors import RagError
+from rag.settings import Settings
 
 from .conftest import ROOT, SEEDS
 
@@ -66,13 +67,7 @@ def test_metrics_follow_their_definitions():
     assert {f["id"] for f in r["failures"]} == {"2", "3"}
 
 
-@pytest.mark.slow
-def test_default_pipeline_stays_above_floors(seeded_settings):
-    floors = json.loads((ROOT / "eval" / "floors.json").read_text())
-    report = evaluate(GOLD, settings=seeded_settings, store=seeded_settings.store_dir)
-    assert set(report) >= {"n", "hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10", "answer_accuracy",
-                           "citation_precision", "abstain_recall", "false_abstain", "overall_accuracy",
-                           "boilerplate_leak", "latency_p50_ms", "latency_p95_ms", "by_lang", "failures"}
+def _below_floors(report: dict, floors: dict) -> list[str]:
     problems = []
     for scope in ("all", "ko", "en"):
         metrics = report if scope == "all" else report["by_lang"][scope]
@@ -82,7 +77,96 @@ def test_default_pipeline_stays_above_floors(seeded_settings):
     for name, ceiling in floors["ceilings"].items():
         if report[name] > ceiling:
             problems.append(f"{name} {report[name]} > {ceiling}")
+    for name, bound in floors.get("cleaning", {}).items():
+        value = report["cleaning"][name.split("_", 1)[1]]
+        if (name.startswith("max_") and value > bound) or (name.startswith("min_") and value < bound):
+            problems.append(f"cleaning {name.split('_', 1)[1]} {value} beyond {bound}")
+    return problems
+
+
+@pytest.mark.slow
+def test_default_pipeline_stays_above_floors(seeded_settings):
+    floors = json.loads((ROOT / "eval" / "floors.json").read_text())
+    report = evaluate(GOLD, settings=seeded_settings, store=seeded_settings.store_dir)
+    assert set(report) >= {"n", "hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10", "answer_accuracy",
+                           "citation_precision", "abstain_recall", "false_abstain", "overall_accuracy",
+                           "boilerplate_leak", "latency_p50_ms", "latency_p95_ms", "by_lang", "failures"}
+    problems = _below_floors(report, floors)
     assert not problems, problems
+
+
+@pytest.mark.slow
+def test_dev_split_of_the_corpus_stays_above_floors(tmp_path):
+    """The development corpus's dev split (never the test split) guards against regressions."""
+    from eval.runner import Corpus
+
+    floors = json.loads((ROOT / "eval" / "floors_dev.json").read_text())
+    report = evaluate(settings=Settings(store_dir=tmp_path / "store"), corpus=Corpus.resolve(ROOT / "eval" / "corpus"),
+                      split="dev")
+    assert report["n"] >= 250 and report["split"] == "dev" and report["cleaning"]["pages"] >= 40
+    assert {"by_qtype", "by_section"} <= set(report)
+    problems = _below_floors(report, floors)
+    assert not problems, problems
+
+
+def test_answer_parts_need_every_part_and_reports_break_down_by_kind_and_section():
+    items = [
+        {"id": "1", "question": "두 회사는?", "answers": ["가온", "나래"], "answer_parts": [["가온"], ["나래", "Narae"]],
+         "sources": ["A", "B"], "evidence": ["가온과 계약", "나래와 협약"], "answerable": True, "qtype": "which"},
+        {"id": "2", "question": "Which two firms?", "answers": ["가온", "나래"], "answer_parts": [["가온"], ["나래", "Narae"]],
+         "sources": ["A", "B"], "evidence": ["가온과 계약", "나래와 협약"], "answerable": True, "qtype": "which"},
+        {"id": "3", "question": "언제?", "answers": [], "sources": [], "evidence": [], "answerable": False, "qtype": "when",
+         "unanswerable": "outside"},
+    ]
+    outcomes = [Outcome("가온과 계약했다 [1] 나래와 협약했다 [2]", False, ("A", "B"), ("가온과 계약했다",),
+                        ("가온과 계약했다", "나래와 협약했다"), 5),
+                Outcome("가온과 계약했다 [1]", False, ("A",), ("가온과 계약했다",), ("가온과 계약했다",), 5),
+                Outcome("없음", True, (), (), (), 5)]
+    r = score(items, outcomes, sections={"A": "tech", "B": "tech"})
+    assert r["answer_accuracy"] == 0.5  # the second names one of the two firms only
+    assert r["by_qtype"]["which"]["n"] == 2 and r["by_qtype"]["when"]["abstain_recall"] == 1.0
+    assert r["by_section"]["tech"]["answer_accuracy"] == 0.5 and r["by_section"]["outside"]["n"] == 1
+    failing = {f["id"]: f for f in r["failures"]}
+    assert set(failing) == {"2"} and failing["2"]["quotes"] == ["가온과 계약했다"]
+    assert failing["2"]["evidence"] == ["가온과 계약", "나래와 협약"]
+
+
+def test_corpus_folders_resolve_and_split(tmp_path):
+    from eval.runner import Corpus
+
+    (tmp_path / "pages").mkdir()
+    for name, split in (("p1", "dev"), ("p2", "test")):
+        (tmp_path / "pages" / f"{name}.txt").write_text(f"{name} 기사 본문이다.\n", encoding="utf-8")
+    (tmp_path / "gold.jsonl").write_text("".join(json.dumps(
+        {"id": n, "question": "무엇?", "answers": [n], "sources": [n], "evidence": [f"{n} 기사"], "answerable": True,
+         "split": s}) + "\n" for n, s in (("p1", "dev"), ("p2", "test"))), encoding="utf-8")
+    (tmp_path / "labels.jsonl").write_text("".join(json.dumps({"id": n, "split": s, "blocks": []}) + "\n"
+                                                   for n, s in (("p1", "dev"), ("p2", "test"))), encoding="utf-8")
+    c = Corpus.resolve(tmp_path)
+    assert c.pages == tmp_path / "pages" and c.labels == tmp_path / "labels.jsonl"
+    assert [p.stem for p in c.page_files("test")] == ["p2"] and len(c.page_files()) == 2
+    assert [i["id"] for i in load_gold(c.gold, c.pages, "dev")] == ["p1"]
+    with pytest.raises(RagError, match="no gold file"):
+        Corpus.resolve(tmp_path / "pages")
+    with pytest.raises(RagError, match="needs a labels file"):
+        Corpus(tmp_path / "pages", c.gold).page_files("dev")
+
+
+def test_cleaning_score_counts_kept_furniture_and_lost_sentences():
+    from eval.cleaning import score_page, summarize
+
+    record = {"id": "p", "title": "빵집 폐업 늘어", "publisher": "가온일보", "date": "2026-02-03", "blocks": [
+        {"role": "furniture", "text": "구독"}, {"role": "furniture", "text": "▶ 청소년보호책임자 : 마루한 (02-000-0000)"},
+        {"role": "title", "text": "빵집 폐업 늘어"},
+        {"role": "article", "text": "올해 빵집 360곳이 폐업했다. 재료값이 올랐기 때문이다."},
+        {"role": "article", "text": "협회는 지원책을 요구했다."}]}
+    cleaned = "올해 빵집 360곳이 폐업했다. 재료값이 올랐기 때문이다.\n청소년보호책임자: 마루한 (02-000-0000)\n구독자 수가 늘었다"
+    page = score_page(record, cleaned, {"title": "빵집 폐업 늘어", "publisher": None, "date": "2026-02-03"})
+    assert page["furniture"] == 2 and page["furniture_kept"] == ["▶ 청소년보호책임자 : 마루한 (02-000-0000)"]  # "구독" is no line of its own
+    assert page["sentences"] == 3 and page["sentences_lost"] == ["협회는 지원책을 요구했다."]
+    assert page["title_ok"] and not page["publisher_ok"] and page["date_ok"]
+    s = summarize([page])
+    assert s["furniture_kept_rate"] == 0.5 and s["sentence_loss_rate"] == round(1 / 3, 4)
 
 
 def test_html_report_escapes_and_charts():
@@ -110,6 +194,6 @@ def test_cli_eval_writes_exactly_the_report_keys(seeded_settings, tmp_path, caps
     assert list(json.loads(out.read_text())) == ["n", "hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10",
                                                  "answer_accuracy", "citation_precision", "abstain_recall",
                                                  "false_abstain", "overall_accuracy", "boilerplate_leak",
-                                                 "latency_p50_ms", "latency_p95_ms", "by_lang", "failures"]
+                                                 "latency_p50_ms", "latency_p95_ms", "split", "by_lang", "failures"]
     assert "<svg" in html.read_text()
     assert "ans_acc" in capsys.readouterr().out
