@@ -88,7 +88,7 @@ def summarize(pages: list[dict]) -> dict:
 
 
 def score_pages(files: list[Path], labels: dict[str, dict], settings: Settings) -> dict:
-    """Clean every labelled page as ingest does (coherence check included) and score it."""
+    """Clean every labelled page as ingest does (with the embedder) and score it."""
     from ingest.pipeline import clean_file
     from rag.embed import get_embedder
     from rag.errors import RagError

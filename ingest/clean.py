@@ -1,73 +1,91 @@
 """Cleaning a Korean news page down to the article itself, with an audit of every block.
 
-General rules for the common shapes of Korean news pages (UI strings, bylines, weather widgets,
-headline tables, related-story lists, polls, copyright lines, repeated lines), an end-of-article
-boundary, and a topical-coherence check of each remaining block against the title and lead
-(embedding similarity plus Kiwi noun overlap) that removes unrelated stories embedded in the page.
-Nothing here knows about particular files.
+A page (text dump or HTML) becomes a sequence of blocks (``ingest.blocks``); each block gets
+features that hold for any Korean news page (``ingest.features``: shape, grammar, symbols, position,
+markup, neighbours, shared vocabulary with the rest of the article); a linear model fitted on the
+development corpus's labels (``ingest/cleaner_model.json``, refit with ``python -m eval.fit cleaner``)
+gives each block a probability of being article text, a caption, the title, a byline or furniture.
+Blocks whose article-or-caption probability clears the fitted threshold are the article. Title,
+publisher, reporter and date come from the blocks the model reads as title and byline (and from the
+HTML page's own metadata), never from a widget or another story. Nothing here knows particular
+sites or strings.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
-from typing import Callable
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
 from rag.errors import DocumentError
-from rag.korean import analyze
+from rag.lexicon import DATE_PATTERN, EDITED_WORDS, JOURNALIST_TITLES, PUBLISHED_WORDS, iso_date
+from rag.linear import LinearModel, load_json
 from rag.types import Article, Block
 
-# ---- patterns --------------------------------------------------------------------------------
-_ZERO_WIDTH = re.compile(r"[\u200b-\u200f\u2060\ufeff\u00ad]")
-_BULLET = re.compile(r"^[\s•·▶▷►■□◆◇●○※☞\-–—*>]+")
-_UI_EXACT = {
-    "기사 읽어주기", "다시듣기", "글씨 크기 조절", "글자 크기 조절", "글자크기", "글씨크기", "댓글", "댓글쓰기",
-    "페이스북", "트위터", "트위치", "카카오", "카카오톡", "카카오스토리", "네이버", "네이버 블로그", "밴드",
-    "링크복사", "링크 복사", "url복사", "url 복사", "공유", "공유하기", "스크랩", "인쇄", "인쇄하기", "프린트",
-    "메뉴 건너뛰기", "본문 바로가기", "이미지 확대", "close button", "광고삭제", "위로", "맨위로", "top",
-    "구독", "구독하기", "기자 구독", "좋아요", "추천", "추천하기", "기사저장", "북마크", "닫기", "더보기",
-    "이전", "다음", "이전기사", "다음기사", "목록", "검색", "로그인", "회원가입", "전체메뉴", "메뉴",
-    "가", "가-", "가+", "확대", "축소", "facebook", "twitter", "x", "share", "print", "copy link",
-}
-_LISTING_HEADERS = re.compile(
-    r"^(관련\s*기사|관련\s*뉴스|많이\s*본\s*뉴스|인기\s*기사|주요\s*뉴스|추천\s*기사|최신\s*기사|실시간\s*뉴스|"
-    r"포토\s*뉴스|이\s*시각\s*주요뉴스|핫\s*이슈|오늘의\s*주요뉴스|랭킹\s*뉴스|더\s*많은\s*기사|"
-    r"related (articles|stories)|most read|popular)\b|\d+건의\s*관련\s*기사")
-_TABLE_HEADER = re.compile(r"^번호\s+제목(\s+글쓴이)?(\s+(날짜|작성일|등록일))?(\s+조회)?$")
-_LIST_ROW = re.compile(r"^\d{1,7}\s+.{4,}\s+\d{4}[.\-/]\d{1,2}[.\-/]\d{1,2}\.?(\s+\d+)?$")
-_COPYRIGHT = re.compile(r"(copyright|ⓒ|©|\(c\)\s*\w|무단\s*전재|재배포\s*금지|all rights reserved|저작권자)", re.I)
-_WEATHER = re.compile(r"(-?\d+(\.\d+)?\s*(℃|°c)|기상청\s*제공|미세먼지\s*(좋음|보통|나쁨)|^(맑음|흐림|구름많음|구름조금|비|눈)\S*\s*-?\d)",
-                      re.I)
-_PAGE_DATE = re.compile(r"^\d{4}[.\-/]\s?\d{1,2}[.\-/]\s?\d{1,2}\.?\s*(\([월화수목금토일]\))?\s*$")
-_BYLINE_DATE = re.compile(
-    r"(입력|등록|게재|발행|승인|기사입력|작성|최초\s*입력|published|posted)\s*(일|일시|시간)?\s*[:：]?\s*"
-    r"(\d{4})\s*[-./년]\s*(\d{1,2})\s*[-./월]\s*(\d{1,2})", re.I)
-_EDIT_DATE = re.compile(r"^(시간\s*)?(수정|업데이트|updated)\s*[:：]?\s*\d{4}", re.I)
-_REPORTER_LINE = re.compile(r"^([가-힣]{2,4})\s*(기자|특파원|선임기자|논설위원)(\s+[\w.+-]+@[\w.-]+)?$")
-_BRACKET_PUB = re.compile(r"^\[\s*([^\]=/\d][^\]=/]{0,24}?)\s*\]$")
-_BRACKET_PUB_REPORTER = re.compile(r"^\[\s*([^\]=/]{2,24}?)\s*=\s*([가-힣]{2,4})\s*(기자|특파원)\s*\]\s*")
-_SIGNATURE = re.compile(r"^\[\s*([^\]/]{2,24}?)\s*/\s*([가-힣]{2,4})\s*(기자|특파원)(\s*/\s*[^\]]*)?\]$")
-_COPYRIGHT_PUB = re.compile(r"(?:ⓒ|©|저작권자\s*ⓒ?|copyright\s*(?:ⓒ|©)?)\s*([가-힣A-Za-z][가-힣A-Za-z0-9]{1,20})", re.I)
-_COMMENT = re.compile(r"(\d+\s*자\s*이내|현재\s*총\s*\d+\s*개의\s*댓글|댓글\s*\d+|의견\s*쓰기|로그인\s*후)")
-_POLL_OPTION = re.compile(r"^\d{1,2}[.)]\s*.{1,40}$")
-_CAPTION_CREDIT = re.compile(
-    r"(<\s*사진\s*=\s*[^>]+>|\[\s*사진\s*=?[^\]]*\]|\(\s*사진\s*=[^)]*\)|/\s*사진\s*=\s*\S+|"
-    r"(로이터|AP|AFP|EPA|연합뉴스|뉴시스|뉴스1)\s*$|\S+\s*제공\s*$|\[[^\]]{2,12}\]\s*$)")
-_BANNER = re.compile(r"^(배너|광고|ad|advertisement|sponsored|스폰서)$", re.I)
-_SENTENCE_END = re.compile(r"[.!?。…\"'”’)\]]$|다$")
-_PREFIX_NOISE = re.compile(r"^(thumbnail|썸네일|image|사진|이미지)\s*[-:|]\s*", re.I)
-_PAGINATION = re.compile(r"^\d+\s*/\s*\d+$")
+from .blocks import Page, PageBlock, html_page, normalize_line, text_page
+from .features import NEIGHBOUR, PASS1, block_vectors, neighbour_features, pass1_features
+from .read import decode, is_html
+
+MODEL_PATH = Path(__file__).with_name("cleaner_model.json")
+ROLES = ("article", "caption", "title", "byline", "furniture")
+KEPT_ROLES = ("article", "caption")
+
+_PUBLISHED = "|".join(re.escape(w) for w in PUBLISHED_WORDS)
+_EDITED = "|".join(re.escape(w) for w in EDITED_WORDS)
+_TITLES = "|".join(JOURNALIST_TITLES)
+_DATED = re.compile(rf"(?:({_PUBLISHED})|({_EDITED}))?\s*(?:일|일시|시간)?\s*[:：]?\s*" + DATE_PATTERN.pattern, re.I)
+_REPORTER = re.compile(rf"(?<![가-힣])([가-힣]{{2,4}})\s?(?:{_TITLES})(?![가-힣])")
+_COPYRIGHT_OWNER = re.compile(
+    r"(?:copyright|저작권자|ⓒ|©|\(c\))\s*(?:by\s*)?[\s:ⓒ©(c)]*\s*([가-힣A-Za-z][가-힣A-Za-z0-9&·]*(?:\s[가-힣A-Za-z0-9&·]+){0,2}?)"
+    r"(?=\s*(?:[.,|>)\]&]|all\b|무단|$|\s+[a-z0-9.-]+\.(?:com|kr|net|co\.kr)))", re.I)
+_BRACKET_BYLINE = re.compile(r"^[\[(]\s*(?:[가-힣]{2,6}\s*=\s*)?([가-힣A-Za-z][가-힣A-Za-z0-9 ]{1,15}?)\s*(?:=\s*[가-힣]{2,4}\s*(?:" + _TITLES + r"))?\s*[\])]")
+_SIGNOFF = re.compile(r"^(?:지금까지\s+)?(?:[가-힣]+에서\s+)?([가-힣A-Za-z][가-힣A-Za-z0-9 ]{1,15}?)\s+([가-힣]{2,4})(?:\s*기자)?입니다\.?$")
+_SOURCE = re.compile(r"^(?:\[\s*)?(?:출처|기사\s*출처|원문\s*출처|source)\s*(?:\]\s*)?[:：]?\s*([가-힣A-Za-z][가-힣A-Za-z0-9 ]{1,20}?)\s*(?:\(.*\))?\s*$", re.I)
+PUBLISHER_SOURCES = ("bracket", "copyright", "source", "signoff", "site_name", "masthead")
 
 
-@dataclass
-class _Line:
-    index: int
-    text: str
-    reason: str | None = None  # None while undecided; "" means kept
-    kind: str = "body"  # body | deck | caption | title
+@dataclass(frozen=True)
+class CleanerModel:
+    """The fitted cleaner: block roles (two passes), the cut for keeping a block, and which places on
+    a page to trust for the outlet's name."""
+
+    pass1: LinearModel  # roles, each block alone
+    pass2: LinearModel  # roles, with neighbours and the article's core
+    keep: LinearModel  # keep or drop, on the pass-2 features
+    keep_threshold: float
+    publisher_order: tuple[str, ...]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CleanerModel":
+        return cls(LinearModel.from_dict(d["pass1"]), LinearModel.from_dict(d["pass2"]), LinearModel.from_dict(d["keep"]),
+                   float(d["keep_threshold"]), tuple(d.get("publisher_order") or PUBLISHER_SOURCES))
+
+    def classify(self, page: Page, embed=None) -> tuple[np.ndarray, np.ndarray]:
+        """Per-role probabilities (blocks x ROLES) and the pass-2 feature rows. ``embed`` (a passage
+        embedder) adds the embedding-similarity feature; without it that feature is neutral."""
+        n = len(page.blocks)
+        if n == 0:
+            return np.zeros((0, len(ROLES))), np.zeros((0, len(PASS1) + len(NEIGHBOUR)))
+        X1, analyses = pass1_features(page)
+        p1 = self._by_role(self.pass1, X1)
+        keep1 = p1[:, 0] + p1[:, 1]
+        vectors = block_vectors(page, keep1, embed) if embed is not None else None
+        X2 = np.hstack([X1, neighbour_features(keep1, p1[:, 2], analyses, vectors)])
+        return self._by_role(self.pass2, X2), X2
+
+    @staticmethod
+    def _by_role(model: LinearModel, X: np.ndarray) -> np.ndarray:
+        probs = model.predict_proba(X)
+        cols = [model.classes.index(r) if r in model.classes else None for r in ROLES]
+        return np.stack([probs[:, c] if c is not None else np.zeros(len(X)) for c in cols], axis=1)
+
+
+@lru_cache(maxsize=4)
+def cleaner_model(path: Path = MODEL_PATH) -> CleanerModel:
+    return CleanerModel.from_dict(load_json(path))
 
 
 @dataclass(frozen=True)
@@ -85,60 +103,194 @@ class CleanResult:
         return {"article": self.article.to_dict(), "blocks": [b.to_dict() for b in self.blocks]}
 
 
-@dataclass(frozen=True)
-class CoherenceConfig:
-    """Thresholds of the topical-coherence check (calibrated on the seeds and the test pages)."""
-
-    min_chars: int = 20
-    z_hard: float = -5.0  # this far below the page's median similarity: off-topic whatever it names
-    z_soft: float = -1.0  # below this, off-topic when it also shares no names with the article
-    min_shared: float = 0.15  # share of a block's proper nouns found elsewhere in the article
-    min_spread: float = 0.005
+def read_page(data: bytes | str, name: str = "input") -> Page:
+    """Bytes (or text) of a page -> its blocks (HTML when the name or content says so)."""
+    text = decode(data, name) if isinstance(data, bytes) else data
+    return html_page(text) if is_html(name, text) else text_page(text)
 
 
-@dataclass
-class _Meta:
-    title: str | None = None
-    publisher: str | None = None
-    reporter: str | None = None
-    date: str | None = None
+def clean_text(text: str, article_id: str, *, embed=None, source_path: str | None = None) -> CleanResult:
+    """Clean a plain-text page dump (``embed``: a passage embedder, for the topical-similarity feature)."""
+    return clean_page(text_page(text), article_id, embed=embed, source_path=source_path)
 
 
-def normalize_line(line: str) -> str:
-    line = unicodedata.normalize("NFC", _ZERO_WIDTH.sub("", line)).replace("\xa0", " ")
-    line = _BULLET.sub("", line)
-    return re.sub(r"\s+", " ", line).strip()
+def clean_html(html: str, article_id: str, *, embed=None, source_path: str | None = None) -> CleanResult:
+    """Clean an HTML page."""
+    return clean_page(html_page(html), article_id, embed=embed, source_path=source_path)
 
 
-def _key(text: str) -> str:
-    return re.sub(r"\W+", "", _PREFIX_NOISE.sub("", text)).casefold()
-
-
-def clean_text(text: str, article_id: str, *, embed: Callable[[list[str]], np.ndarray] | None = None,
-               title: str | None = None, publisher: str | None = None, date: str | None = None,
-               source_path: str | None = None, coherence: CoherenceConfig = CoherenceConfig()) -> CleanResult:
-    """Clean a plain-text page dump. ``embed`` (passage embedder) enables the coherence check."""
-    lines = [_Line(i, normalize_line(raw)) for i, raw in enumerate(text.split("\n"))]
-    lines = [ln for ln in lines if ln.text]
-    if not lines:
+def clean_page(page: Page, article_id: str, *, embed=None, source_path: str | None = None,
+               model: CleanerModel | None = None) -> CleanResult:
+    """Classify every block, keep the article's, and read the metadata from title and byline blocks.
+    ``embed`` (a passage embedder's ``embed_passages``) enables the embedding-similarity feature that
+    tells an unrelated story embedded in the page from the article; ingest always passes it."""
+    if not page.blocks:
         raise DocumentError(f"{article_id}: no text in the page")
-    meta = _Meta(title=title, publisher=publisher, date=date)
-    _apply_line_rules(lines, meta)
-    _find_title(lines, meta)
-    _mark_repeats(lines, meta)
-    _apply_end_of_article(lines)
-    _strip_byline_prefixes(lines, meta)
-    if embed is not None:
-        _check_coherence(lines, meta, embed, coherence)
-    body = [ln for ln in lines if ln.reason == ""]
+    model = model or cleaner_model()
+    probs, X = model.classify(page, embed)
+    keep_p = model.keep.predict_proba(X)[:, model.keep.classes.index("keep")]
+    role_idx = probs.argmax(axis=1)
+    kept = keep_p >= model.keep_threshold
+    fallback = not kept.any()
+    if fallback:  # not a news page at all (a memo, bare text): keep what is closest to article text
+        kept = keep_p >= model.keep_threshold / 2
+    second = _second_bylines(page, kept)
+    kept &= ~second
+    title_i = _title_index(probs, kept)
+    seen: set[str] = {_line_key(page.blocks[title_i].text)} if title_i is not None else set()
+    decks = _decks(title_i, kept, role_idx)
+    decisions = []
+    for i, b in enumerate(page.blocks):
+        role = ROLES[role_idx[i]]
+        k = _line_key(b.text)
+        keep = bool(kept[i] or decks[i]) and i != title_i
+        reason = f"{'kept' if keep else 'dropped'}: {role if not keep or role in KEPT_ROLES else 'article'}"
+        if keep and decks[i]:
+            reason = "kept: deck (a subheadline of the story)"
+        elif keep and fallback:
+            reason = "kept: closest to article text (nothing on the page cleared the cut)"
+        if keep and k in seen and len(k) > 3:
+            keep, reason = False, "dropped: repeated line (printed twice)"
+        elif second[i]:
+            reason = "dropped: another story (a second byline in the page)"
+        elif i == title_i:
+            reason = "dropped: title (kept as metadata)"
+        if keep:
+            seen.add(k)
+        why = _top_features(model.keep, X[i], keep)
+        decisions.append(Block(b.index, b.text, keep, reason, role=role, score=round(float(keep_p[i]), 4), why=why))
+    body = [d.text for d in decisions if d.kept]
+    if body and (m := _BYLINE_PREFIX.match(body[0])) and body[0][m.end():].strip():
+        body[0] = body[0][m.end():].strip()  # "[매체=홍길동 기자] 본문…": the byline is metadata
     if not body:
-        raise DocumentError(f"{article_id}: no article text left after cleaning (all {len(lines)} blocks were page furniture)")
-    article_text = "\n\n".join(ln.text for ln in body)
-    article = Article(article_id=article_id, title=meta.title or body[0].text[:80], text=article_text,
-                      publisher=meta.publisher, reporter=meta.reporter, date=meta.date,
-                      source_path=source_path)
-    blocks = tuple(Block(ln.index, ln.text, ln.reason == "", ln.reason or f"kept ({ln.kind})") for ln in lines)
-    return CleanResult(article, blocks)
+        raise DocumentError(f"{article_id}: no article text left after cleaning (all {len(page.blocks)} blocks were page furniture)")
+    title = page.blocks[title_i].text if title_i is not None else (page.meta.title or body[0][:80])
+    bylines = [b for i, b in enumerate(page.blocks) if probs[i, 3] >= 0.5 or (role_idx[i] == 3)]
+    date = _byline_date(bylines)
+    if date is None and page.is_html and page.meta.date and bylines:
+        date = page.meta.date  # the page's own metadata, when the page has a byline to state it
+    publisher = choose_publisher(publisher_candidates(page, probs), model.publisher_order)
+    reporter = _reporter(bylines, page) or _prefix_reporter(decisions)
+    article = Article(article_id=article_id, title=title, text="\n\n".join(body), publisher=publisher,
+                      reporter=reporter, date=date, source_path=source_path)
+    return CleanResult(article, tuple(decisions))
+
+
+def _line_key(text: str) -> str:
+    return re.sub(r"\W+", "", text).casefold()
+
+
+def _decks(title_i: int | None, kept: np.ndarray, role_idx: np.ndarray) -> np.ndarray:
+    """Title-like blocks between the headline and the story's first paragraph: the newsroom's own
+    subheadlines, which restate the story (kept; the headline itself becomes metadata)."""
+    out = np.zeros(len(kept), dtype=bool)
+    if title_i is None or not kept.any():
+        return out
+    first = int(np.argmax(kept))
+    for i in range(title_i + 1, first):
+        out[i] = role_idx[i] == ROLES.index("title")
+    return out
+
+
+def _top_features(model: LinearModel, x: np.ndarray, kept: bool, n: int = 3) -> tuple[tuple[str, float], ...]:
+    """The features that pushed hardest towards the decision taken (positive: towards it)."""
+    contrib = model.contributions(x)  # towards 'keep' (the positive class)
+    sign = 1.0 if kept else -1.0
+    top = sorted(contrib.items(), key=lambda kv: -sign * kv[1])[:n]
+    return tuple((name, round(sign * v, 2)) for name, v in top)
+
+
+_BYLINE_PREFIX = re.compile(r"^[\[(]\s*[^\]=)]{2,20}=\s*[가-힣]{2,4}\s*(?:" + _TITLES + r")\s*[\])]")
+
+
+def _second_bylines(page: Page, kept: np.ndarray) -> np.ndarray:
+    """Kept blocks that open with a byline ("[매체=홍길동 기자] …") after another kept block did: a page
+    tells one story under one byline, so a second one starts another story (a related-story teaser)."""
+    out = np.zeros(len(kept), dtype=bool)
+    seen = False
+    for i, b in enumerate(page.blocks):
+        if kept[i] and _BYLINE_PREFIX.match(b.text):
+            out[i] = seen
+            seen = True
+    return out
+
+
+def _title_index(probs: np.ndarray, kept: np.ndarray) -> int | None:
+    """The block read as the headline: the most title-like block before the article starts (a
+    headline precedes its story; what comes after it is other stories' headlines), if any is more
+    title than not."""
+    first = int(np.argmax(kept)) if kept.any() else len(kept)
+    t = probs[:first, 2]
+    if not len(t):
+        return None
+    i = int(np.argmax(t))
+    return i if t[i] >= 0.5 else None
+
+
+def _byline_date(bylines: list[PageBlock]) -> str | None:
+    """The publication date a byline states: one marked as published (입력, 등록, 송고...) first,
+    then any unmarked date; never an edit date (수정, 업데이트)."""
+    unmarked = None
+    for b in bylines:
+        for m in _DATED.finditer(b.text):
+            date = iso_date(m.group(3), m.group(4), m.group(5))
+            if date is None:
+                continue
+            if m.group(1):
+                return date
+            if not m.group(2) and unmarked is None:
+                unmarked = date
+    return unmarked
+
+
+def _reporter(bylines: list[PageBlock], page: Page) -> str | None:
+    for b in bylines:
+        m = _REPORTER.search(b.text)
+        if m:
+            return m.group(1)
+    return page.meta.author if page.meta.author and re.fullmatch(r"[가-힣]{2,4}", page.meta.author) else None
+
+
+def _prefix_reporter(decisions) -> str | None:
+    first = next((d.text for d in decisions if d.kept), "")
+    m = _BYLINE_PREFIX.match(first)
+    return _REPORTER.search(m.group(0)).group(1) if m and _REPORTER.search(m.group(0)) else None
+
+
+def publisher_candidates(page: Page, probs: np.ndarray) -> dict[str, str]:
+    """Where a page names its outlet, by kind of place (the order they are trusted in is fitted)."""
+    found: dict[str, str] = {}
+    blocks = page.blocks
+    for i, b in enumerate(blocks):
+        t = b.text
+        if "copyright" not in found and (m := _COPYRIGHT_OWNER.search(t)):
+            name = m.group(1).strip()
+            if name.casefold() not in ("all", "rights", "reserved", "by"):
+                found["copyright"] = name
+        if "bracket" not in found and probs[i, 0] + probs[i, 3] >= 0.3 and (m := _BRACKET_BYLINE.match(t)):
+            if "=" in t[:m.end()] or probs[i, 3] >= 0.5:
+                found["bracket"] = m.group(1).strip()
+        if "signoff" not in found and len(t) < 40 and (m := _SIGNOFF.match(t)):
+            found["signoff"] = m.group(1).strip()
+        if "source" not in found and (m := _SOURCE.match(t)):
+            found["source"] = m.group(1).strip()
+    if page.meta.site_name:
+        found["site_name"] = page.meta.site_name.strip()
+    # the page's masthead: a short first line that the page names again further down
+    for b in blocks[:3]:
+        if 2 <= len(b.text) <= 15 and not re.search(r"\d", b.text):
+            rest = " ".join(x.text for x in blocks[3:])
+            if b.text in rest:
+                found["masthead"] = b.text
+                break
+    return found
+
+
+def choose_publisher(candidates: dict[str, str], order: tuple[str, ...]) -> str | None:
+    for source in order:
+        if candidates.get(source):
+            return candidates[source]
+    return None
 
 
 def raw_article(text: str, article_id: str, source_path: str | None = None) -> CleanResult:
@@ -149,223 +301,3 @@ def raw_article(text: str, article_id: str, source_path: str | None = None) -> C
         raise DocumentError(f"{article_id}: no text in the page")
     article = Article(article_id=article_id, title=lines[0][:80], text="\n\n".join(lines), source_path=source_path)
     return CleanResult(article, tuple(Block(i, t, True, "kept (no cleaning)") for i, t in enumerate(lines)))
-
-
-def clean_html(html: str, article_id: str, *, embed=None, source_path: str | None = None,
-               coherence: CoherenceConfig = CoherenceConfig()) -> CleanResult:
-    """Clean an HTML page: trafilatura extracts the main text and metadata, then the text rules run."""
-    import trafilatura
-
-    doc = trafilatura.bare_extraction(html, include_comments=False, include_tables=False,
-                                      favor_precision=True, with_metadata=True)
-    if doc is None or not (getattr(doc, "text", None) or "").strip():
-        raise DocumentError(f"{article_id}: no article text found in the HTML page")
-    title = getattr(doc, "title", None)
-    publisher = getattr(doc, "sitename", None)
-    date = _explicit_html_date(html)
-    # Byline lines are often outside trafilatura's main text: look for the stated date there too.
-    if date is None:
-        m = _BYLINE_DATE.search(trafilatura.html2txt(html) or "")
-        date = _iso(m) if m else None
-    text = doc.text
-    if title and not text.lstrip().startswith(title):
-        text = title + "\n" + text
-    return clean_text(text, article_id, embed=embed, title=title, publisher=publisher, date=date,
-                      source_path=source_path, coherence=coherence)
-
-
-def _explicit_html_date(html: str) -> str | None:
-    """A publication date the page states for the article itself (meta tags / JSON-LD), else None."""
-    pats = [r'<meta[^>]+(?:property|name|itemprop)=["\'](?:article:published_time|datePublished|pubdate|'
-            r'publish-date|article\.published)["\'][^>]+content=["\'](\d{4})-(\d{2})-(\d{2})',
-            r'"datePublished"\s*:\s*"(\d{4})-(\d{2})-(\d{2})']
-    for p in pats:
-        m = re.search(p, html, re.I)
-        if m:
-            return f"{m.group(1)}-{m.group(2)}-{m.group(3)}"
-    return None
-
-
-def _iso(m: re.Match) -> str | None:
-    y, mo, d = int(m.group(3)), int(m.group(4)), int(m.group(5))
-    if 1 <= mo <= 12 and 1 <= d <= 31 and 1990 <= y <= 2100:
-        return f"{y:04d}-{mo:02d}-{d:02d}"
-    return None
-
-
-# ---- rule passes ----------------------------------------------------------------------------
-def _apply_line_rules(lines: list[_Line], meta: _Meta) -> None:
-    for i, ln in enumerate(lines):
-        t = ln.text
-        low = t.casefold()
-        if low in _UI_EXACT or _PAGINATION.match(t) or re.fullmatch(r"\d{1,4}", t):
-            ln.reason = "dropped: page UI (buttons, share, menu)"
-        elif _TABLE_HEADER.match(t):
-            ln.reason = "dropped: headline list (table header)"
-            ln.kind = "end"
-        elif _LIST_ROW.match(t):
-            ln.reason = "dropped: headline list row"
-        elif _LISTING_HEADERS.match(t):
-            ln.reason = "dropped: related/popular stories header"
-            ln.kind = "end"
-        elif _BYLINE_DATE.search(t) and len(t) < 80:
-            if meta.date is None:
-                meta.date = _iso(_BYLINE_DATE.search(t))
-            ln.reason = "dropped: byline (date)"
-        elif _EDIT_DATE.match(t) and len(t) < 60:
-            ln.reason = "dropped: byline (edit date)"
-        elif (m := _SIGNATURE.match(t)):
-            meta.publisher = meta.publisher or m.group(1).strip()
-            meta.reporter = meta.reporter or m.group(2)
-            ln.reason = "dropped: signature byline"
-            ln.kind = "end"
-        elif (m := _REPORTER_LINE.match(t)):
-            meta.reporter = meta.reporter or m.group(1)
-            ln.reason = "dropped: byline (reporter)"
-        elif (m := _BRACKET_PUB.match(t)) and not _BRACKET_PUB_REPORTER.match(t):
-            meta.publisher = meta.publisher or m.group(1).strip()
-            ln.reason = "dropped: publisher tag"
-        elif _COPYRIGHT.search(t) and len(t) < 200:
-            m = _COPYRIGHT_PUB.search(t)
-            if m and meta.publisher is None and m.group(1).casefold() not in ("all", "copyright"):
-                meta.publisher = m.group(1)
-            ln.reason = "dropped: copyright line"
-            ln.kind = "end"
-        elif _COMMENT.search(t) and len(t) < 60:
-            ln.reason = "dropped: comment box"
-        elif _PAGE_DATE.match(t):
-            ln.reason = "dropped: page header date"
-        elif _WEATHER.search(t) and len(t) < 60:
-            ln.reason = "dropped: weather widget"
-        elif _BANNER.match(t):
-            ln.reason = "dropped: banner/advertisement"
-        elif _POLL_OPTION.match(t) and _near_poll(lines, i):
-            ln.reason = "dropped: poll option"
-        elif t.endswith("?") and len(t) < 100 and i + 1 < len(lines) and _POLL_OPTION.match(lines[i + 1].text):
-            ln.reason = "dropped: poll question"
-        elif _CAPTION_CREDIT.search(t) and len(t) < 300:
-            ln.kind = "caption"
-
-
-def _near_poll(lines: list[_Line], i: int) -> bool:
-    """A numbered short line is a poll option when it sits in a run of such lines after a question."""
-    j = i
-    while j > 0 and _POLL_OPTION.match(lines[j - 1].text):
-        j -= 1
-    return j > 0 and lines[j - 1].text.endswith("?")
-
-
-def _is_headline_shaped(t: str) -> bool:
-    return 6 <= len(t) <= 120 and not re.search(r"[.!]$|다\.$", t)
-
-
-def _find_title(lines: list[_Line], meta: _Meta) -> None:
-    if meta.title:
-        key = _key(meta.title)
-        for ln in lines:
-            if ln.reason is None and _key(ln.text) == key:
-                ln.reason, ln.kind = "dropped: title (kept as metadata)", "title"
-                break
-        return
-    for ln in lines:
-        if ln.reason is None and len(ln.text) >= 6:
-            if _is_headline_shaped(ln.text) and ln.kind == "body":
-                meta.title = ln.text
-                ln.reason, ln.kind = "dropped: title (kept as metadata)", "title"
-            return
-
-
-def _mark_repeats(lines: list[_Line], meta: _Meta) -> None:
-    seen: set[str] = {_key(meta.title)} if meta.title else set()
-    for ln in lines:
-        k = _key(ln.text)
-        if ln.kind == "title":
-            continue
-        if k in seen and len(k) > 3:
-            if ln.reason is None:
-                ln.reason = "dropped: repeated line (printed twice)"
-        else:
-            seen.add(k)
-
-
-def _apply_end_of_article(lines: list[_Line]) -> None:
-    """After the article has begun, a copyright line, signature or listing header ends it."""
-    started = False
-    ended = False
-    for ln in lines:
-        if ended:
-            if ln.reason is None:
-                ln.reason = "dropped: after the end of the article (other stories, widgets)"
-            continue
-        if ln.reason is None and ln.kind == "body" and len(ln.text) >= 40:
-            started = True
-        if ln.kind == "end" and started:
-            ended = True
-    for ln in lines:
-        if ln.reason is None:
-            if ln.kind == "body" and not _is_sentence(ln.text):
-                if len(ln.text) < 12:
-                    ln.reason = "dropped: short fragment (section name, label)"
-                else:
-                    ln.kind = "deck"
-            ln.reason = "" if ln.reason is None else ln.reason
-
-
-def _is_sentence(t: str) -> bool:
-    return bool(_SENTENCE_END.search(t)) and len(t) >= 25
-
-
-def _strip_byline_prefixes(lines: list[_Line], meta: _Meta) -> None:
-    """"[매체=기자] 본문…": the prefix gives publisher and reporter; a second one starts another story."""
-    seen_body = False
-    for idx, ln in enumerate(lines):
-        if ln.reason != "":
-            continue
-        m = _BRACKET_PUB_REPORTER.match(ln.text)
-        if m:
-            if seen_body and meta.publisher:
-                ln.reason = "dropped: another story (second byline in the page)"
-                if idx > 0 and lines[idx - 1].reason == "" and lines[idx - 1].kind == "deck":
-                    lines[idx - 1].reason = "dropped: another story's headline"
-                continue
-            meta.publisher = meta.publisher or m.group(1).strip()
-            meta.reporter = meta.reporter or m.group(2)
-            ln.text = ln.text[m.end():].strip()
-        if ln.kind == "body":
-            seen_body = True
-
-
-def _proper_nouns(text: str) -> set[str]:
-    return {m.form for m in analyze(text) if m.tag in ("NNP", "SL", "SH") and len(m.form) > 1}
-
-
-def _check_coherence(lines: list[_Line], meta: _Meta, embed, cfg: CoherenceConfig) -> None:
-    """Drop blocks that are off the page's main topic: far from the leave-one-out centroid of the
-    other blocks (robust z-score within the page) and sharing no proper nouns with the rest of the
-    article (neighbouring blocks excluded, since an embedded story has a headline next to it)."""
-    kept = [ln for ln in lines if ln.reason == "" and len(ln.text) >= cfg.min_chars]
-    if len(kept) < 4:
-        return
-    vecs = embed([meta.title or ""] + [ln.text for ln in kept])
-    title_vec, vecs = vecs[0], vecs[1:]
-    total = vecs.sum(axis=0) + title_vec
-    sims = np.empty(len(kept))
-    for i, v in enumerate(vecs):
-        centroid = total - v
-        sims[i] = float(v @ centroid / (np.linalg.norm(centroid) or 1.0))
-    median = float(np.median(sims))
-    spread = max(1.4826 * float(np.median(np.abs(sims - median))), cfg.min_spread)
-    props = [_proper_nouns(ln.text) for ln in kept]
-    title_props = _proper_nouns(meta.title or "")
-    for i, ln in enumerate(kept):
-        z = (sims[i] - median) / spread
-        others = set(title_props).union(*(props[j] for j in range(len(kept)) if abs(j - i) > 1))
-        shared = len(props[i] & others) / len(props[i]) if props[i] else 1.0
-        if z < cfg.z_hard or (z < cfg.z_soft and len(props[i]) >= 2 and shared < cfg.min_shared):
-            ln.reason = f"dropped: off-topic block (coherence z {z:.1f}, shared names {shared:.2f})"
-    # An off-topic block's headline sits right above it: drop a deck line there too.
-    for i, ln in enumerate(lines):
-        if ln.reason.startswith("dropped: off-topic") and i > 0:
-            prev = lines[i - 1]
-            if prev.reason == "" and prev.kind == "deck" and not (_proper_nouns(prev.text) & title_props):
-                prev.reason = "dropped: headline of an off-topic story"

@@ -19,12 +19,12 @@ from rag.store import ArticleRecords, ArticleStore, get_store
 from rag.types import FileResult, IngestReport
 
 from .chunk import article_sentences, article_terms, chunk_article, chunk_morphemes, embedding_text, sentence_ids
-from .clean import CleanResult, clean_html, clean_text, raw_article
-from .read import SUPPORTED_SUFFIXES, decode, is_html, read_bytes
+from .clean import CleanResult, clean_page, raw_article, read_page
+from .read import SUPPORTED_SUFFIXES, decode, read_bytes
 
 log = logging.getLogger(__name__)
 # Bump when cleaning or chunking changes, so stored articles are rebuilt on the next ingest.
-PIPELINE_VERSION = "3"
+PIPELINE_VERSION = "4"
 # Articles are written to Chroma in batches of about this many chunks (a Chroma call is a transaction).
 WRITE_BATCH_CHUNKS = 512
 
@@ -52,21 +52,18 @@ def article_id_for(path: Path) -> str:
 def clean_file(path: Path, settings: Settings, embedder: Embedder | None = None) -> CleanResult:
     """Read and clean one file (``rag clean`` uses this to show the audit)."""
     data = read_bytes(path, settings.max_file_bytes)
-    return clean_bytes(data, article_id_for(path), settings, embedder, source_path=str(path))
+    return clean_bytes(data, article_id_for(path), embedder, source_path=str(path))
 
 
-def clean_bytes(data: bytes, article_id: str, settings: Settings, embedder: Embedder | None,
-                source_path: str | None = None, name: str | None = None, clean: bool = True) -> CleanResult:
+def clean_bytes(data: bytes, article_id: str, embedder: Embedder | None, source_path: str | None = None,
+                name: str | None = None, clean: bool = True) -> CleanResult:
     name = name or source_path or article_id
-    text = decode(data, name)
     if not clean:
-        return raw_article(text, article_id, source_path)
-    # Whole blocks are embedded (a mean of sentence vectors measured worse: it dropped an on-topic
-    # subheadline); the embedder's memo means a one-sentence block is not embedded again as a sentence.
+        return raw_article(decode(data, name), article_id, source_path)
+    # the similarity feature embeds candidate sentences once: the embedder's memo hands the same
+    # vectors to the sentence records, so a kept sentence is not embedded again
     embed = embedder.embed_passages if embedder is not None else None
-    if is_html(name, text):
-        return clean_html(text, article_id, embed=embed, source_path=source_path)
-    return clean_text(text, article_id, embed=embed, source_path=source_path)
+    return clean_page(read_page(data, name), article_id, embed=embed, source_path=source_path)
 
 
 def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool = False, clean: bool = True,
@@ -199,7 +196,7 @@ def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embed
     if state is not None and state.complete and state.raw_hash == raw_hash:
         return FileResult(str(path), article_id, "unchanged", len(state.chunk_ids))
     with stages("clean"):
-        cleaned = clean_bytes(data, article_id, settings, embedder, source_path=str(path.resolve()), clean=clean)
+        cleaned = clean_bytes(data, article_id, embedder, source_path=str(path.resolve()), clean=clean)
     article = cleaned.article
     with stages("split"):
         sentences = article_sentences(article)

@@ -31,7 +31,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("clean", help="show what cleaning keeps and drops in a page, and why")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--no-coherence", action="store_true", help="skip the embedding-based topical check")
     _common(p)
 
     p = sub.add_parser("ask", help="answer a question from the stored articles, with citations")
@@ -149,12 +148,9 @@ def _cmd_clean(args, settings: Settings) -> int:
 
     from ingest.pipeline import clean_file
 
-    embedder = None
-    if not args.no_coherence:
-        from .embed import get_embedder
+    from .embed import get_embedder
 
-        embedder = get_embedder(settings)
-    result = clean_file(Path(args.file), settings, embedder)
+    result = clean_file(Path(args.file), settings, get_embedder(settings))
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return 0
@@ -162,10 +158,13 @@ def _cmd_clean(args, settings: Settings) -> int:
     print(f"title:     {a.title}\npublisher: {a.publisher or '-'}\nreporter:  {a.reporter or '-'}\ndate:      {a.date or '-'}")
     kept = sum(b.kept for b in result.blocks)
     print(f"blocks:    {kept} kept, {len(result.blocks) - kept} dropped\n")
+    print("block  p(article)  decision                 text  (the features that pushed hardest)")
     for b in result.blocks:
         mark = "KEEP" if b.kept else "DROP"
-        text = b.text if len(b.text) <= 90 else b.text[:87] + "..."
-        print(f"{mark} {b.index:4d}  [{b.reason}]  {text}")
+        text = b.text if len(b.text) <= 70 else b.text[:67] + "..."
+        score = "  -  " if b.score is None else f"{b.score:.3f}"
+        why = ", ".join(f"{name} {v:+.1f}" for name, v in b.why)
+        print(f"{mark} {b.index:4d}  {score}  {b.reason[:24]:24s} {text}" + (f"  ({why})" if why else ""))
     return 0
 
 

@@ -17,9 +17,14 @@ class Block:
     text: str
     kept: bool
     reason: str
+    role: str = ""  # what the cleaning model read it as: article, caption, title, byline, furniture
+    score: float | None = None  # its probability of being article text (or a caption)
+    why: tuple = ()  # the features that pushed hardest, as (name, contribution) pairs
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        d["why"] = dict(self.why)
+        return d
 
 
 @dataclass(frozen=True)

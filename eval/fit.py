@@ -1,0 +1,252 @@
+"""Fit the shipped models on a labelled corpus's dev split (or your own corpus):
+
+    python -m eval.fit cleaner [--corpus eval/corpus] [--split dev]   # -> ingest/cleaner_model.json
+
+Every weight and threshold the models use comes from here; run it again on your own labelled pages
+(same ``labels.jsonl`` format, see eval/corpus/README.md) to refit them. ``--cv`` also prints a
+page-grouped cross-validation of the fit, so a change can be judged without touching the test split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import RagError
+
+ROOT = Path(__file__).resolve().parent.parent
+CLEANER_OUT = ROOT / "ingest" / "cleaner_model.json"
+
+
+# ---- cleaner ---------------------------------------------------------------------------------
+def align_roles(blocks, label_blocks: list[dict]) -> list[str | None]:
+    """The labelled role of each page block, by finding its letters in the labelled blocks' letters
+    in page order (a block the labels split or merged takes the role of most of its characters)."""
+    from eval.cleaning import key
+
+    roles_by_char: list[str] = []
+    parts = []
+    for lb in label_blocks:
+        k = key(lb["text"])
+        parts.append(k)
+        roles_by_char.extend([lb["role"]] * len(k))
+    text = "".join(parts)
+    out, pos = [], 0
+    for b in blocks:
+        k = key(b.text)
+        j = text.find(k, pos) if k else -1
+        if j < 0 and k:
+            j = text.find(k)
+        if j < 0:
+            out.append(None)
+            continue
+        out.append(Counter(roles_by_char[j:j + len(k)]).most_common(1)[0][0])
+        if j >= pos:
+            pos = j + len(k)
+    return out
+
+
+def cleaner_data(corpus, split: str | None):
+    """(page ids, per-page blocks, pass-1 features, analyses, roles) for every labelled page."""
+    from ingest.clean import read_page
+    from ingest.features import pass1_features
+
+    labels = corpus.load_labels()
+    pages = []
+    for f in corpus.page_files(split):
+        if f.stem not in labels:
+            continue
+        page = read_page(f.read_bytes(), f.name)
+        X, analyses = pass1_features(page)
+        roles = align_roles(page.blocks, labels[f.stem]["blocks"])
+        pages.append((f.stem, page, X, analyses, roles, len(pages)))
+    if not pages:
+        raise RagError(f"no labelled pages in {corpus.pages}" + (f" for split {split}" if split else ""))
+    return pages
+
+
+class CachedEmbed:
+    """The passage embedder with an on-disk memo (``--vector-cache``), so refitting does not embed the
+    same sentences again."""
+
+    def __init__(self, path: Path | None):
+        from rag.embed import get_embedder
+        from rag.settings import Settings
+
+        self.embedder = get_embedder(Settings())
+        self.path = path
+        self.memo: dict[str, np.ndarray] = {}
+        if path is not None and path.exists():
+            data = np.load(path, allow_pickle=False)
+            self.memo = dict(zip(data["texts"].tolist(), data["vectors"]))
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
+        if missing:
+            for t, v in zip(missing, self.embedder.embed_passages(missing)):
+                self.memo[t] = v
+        return np.stack([self.memo[t] for t in texts])
+
+    def save(self) -> None:
+        if self.path is not None and self.memo:
+            texts = list(self.memo)
+            np.savez(self.path, texts=np.array(texts), vectors=np.stack([self.memo[t] for t in texts]))
+
+
+def out_of_fold(X: np.ndarray, y: np.ndarray, groups: np.ndarray, features, classes, C: float,
+                folds: int = 5) -> np.ndarray:
+    """Probabilities of ``classes`` for every row from a model that did not see the row's group
+    (page-grouped cross-validation): what the model will say of pages it was not fitted on."""
+    from rag.linear import LinearModel
+
+    mask = y != ""
+    out = np.zeros((len(y), len(classes)))
+    for f in range(folds):
+        test = groups % folds == f
+        tr = ~test & mask
+        if not test.any() or len(set(y[tr])) < 2:
+            continue
+        m = LinearModel.fit(X[tr], y[tr], features, C=C, class_weight="balanced")
+        probs = m.predict_proba(X[test])  # columns in the order of m.classes, binary models too
+        for k, c in enumerate(classes):
+            if c in m.classes:
+                out[test, k] = probs[:, m.classes.index(c)]
+    return out
+
+
+def _best_threshold(p_keep: np.ndarray, good: np.ndarray, bad: np.ndarray, weight: np.ndarray) -> float:
+    """The cut above which a block is kept that loses the smallest share of good characters plus the
+    smallest share of bad blocks kept (both measured out of fold)."""
+    return _threshold_and_cost(p_keep, good, bad, weight)[0]
+
+
+def _threshold_and_cost(p_keep, good, bad, weight) -> tuple[float, float]:
+    best = (float("inf"), 0.5)
+    for t in np.linspace(0.05, 0.95, 91):
+        lost = weight[good & (p_keep < t)].sum() / max(1.0, weight[good].sum())
+        leak = (bad & (p_keep >= t)).sum() / max(1, bad.sum())
+        if lost + leak < best[0]:
+            best = (lost + leak, round(float(t), 3))
+    return best[1], best[0]
+
+
+C_GRID = (0.1, 0.3, 1.0, 3.0)  # regularisation strengths tried; the one with the lowest out-of-fold cost wins
+
+
+def fit_cleaner(corpus, split: str | None = "dev", C: float | None = None, cv: bool = False,
+                embed=None) -> tuple[dict, dict]:
+    """Two linear models fitted in turn: pass 1 (each block alone) and pass 2 (plus the neighbours'
+    pass-1 probabilities, predicted out of fold as they will be on unseen pages, and the block's shared
+    vocabulary and embedding similarity with the article's core). ``C=None`` picks the regularisation
+    from ``C_GRID`` by out-of-fold cost."""
+    pages = cleaner_data(corpus, split)
+    fits = {c: _fit_passes(pages, c, embed) for c in ((C,) if C else C_GRID)}
+    C, (m1, m2, threshold, cost, final, y, lengths) = min(fits.items(), key=lambda kv: kv[1][3])
+    mask = y != ""
+    article, furniture = y == "article", y == "furniture"
+    report = {"pages": len(pages), "blocks": int(mask.sum()), "roles": dict(Counter(y[mask])), "C": C,
+              "cv_cost_by_C": {c: round(f[3], 4) for c, f in fits.items()}, "keep_threshold": threshold}
+    if cv:  # out of fold: what the fitted cut does on pages the model did not see
+        report["cv_article_chars_lost"] = round(float(lengths[article & ~final].sum() / lengths[article].sum()), 4)
+        report["cv_furniture_blocks_kept"] = round(float((furniture & final).sum() / furniture.sum()), 4)
+    labels = corpus.load_labels()
+    m2, mk = m2
+    model = {"version": 1, "fitted_on": f"{corpus.labels} ({split or 'all'} split, {len(pages)} pages), C={C}",
+             "keep_threshold": threshold, "pass1": m1.to_dict(), "pass2": m2.to_dict(), "keep": mk.to_dict()}
+    model["publisher_order"], report["publisher_sources"] = _publisher_order(pages, labels, model, embed)
+    return model, report
+
+
+def _fit_passes(pages, C: float, embed):
+    from ingest.clean import ROLES
+    from ingest.features import NEIGHBOUR, PASS1, block_vectors, neighbour_features
+    from rag.linear import LinearModel
+
+    folds = min(5, len(pages))
+    X1 = np.vstack([p[2] for p in pages])
+    y = np.array([r or "" for p in pages for r in p[4]])
+    mask = y != ""
+    groups = np.array([p[5] for p in pages for _ in p[4]])
+    m1 = LinearModel.fit(X1[mask], y[mask], PASS1, C=C, class_weight="balanced")
+    assert set(m1.classes) <= set(ROLES)
+    oof1 = out_of_fold(X1, y, groups, PASS1, ROLES, C, folds)
+    X2, start = [], 0
+    for p in pages:
+        pr = oof1[start:start + len(p[4])]
+        keep = pr[:, 0] + pr[:, 1]
+        vectors = block_vectors(p[1], keep, embed) if embed is not None else None
+        X2.append(np.hstack([p[2], neighbour_features(keep, pr[:, 2], p[3], vectors)]))
+        start += len(p[4])
+    X2 = np.vstack(X2)
+    names2 = PASS1 + NEIGHBOUR
+    m2 = LinearModel.fit(X2[mask], y[mask], names2, C=C, class_weight="balanced")
+    # the keep decision is its own binary model: in the multinomial one, the title and byline classes
+    # take probability from long paragraphs that are plainly not furniture. Title blocks (the headline,
+    # and decks that restate the story) are left out: a deck is the newsroom's own summary and may be
+    # kept; the headline itself is taken out as metadata.
+    yk = np.where(mask & (y != "title"), np.where(np.isin(y, ("article", "caption")), "keep", "drop"), "")
+    mk = LinearModel.fit(X2[yk != ""], yk[yk != ""], names2, C=C, class_weight="balanced")
+    keep2 = out_of_fold(X2, yk, groups, names2, ("keep",), C, folds)[:, 0]
+    lengths = np.array([len(b.text) for p in pages for b in p[1].blocks], dtype=float)
+    threshold, cost = _threshold_and_cost(keep2, y == "article", y == "furniture", lengths)
+    return m1, (m2, mk), threshold, cost, keep2 >= threshold, y, lengths
+
+
+def _publisher_order(pages, labels: dict, model: dict, embed) -> tuple[list[str], dict]:
+    """Which places on a page to trust for the outlet's name, most precise first (measured on these pages
+    with the model just fitted)."""
+    from eval.cleaning import _same_outlet
+    from ingest.clean import PUBLISHER_SOURCES, CleanerModel, publisher_candidates
+
+    cm = CleanerModel.from_dict({**model, "publisher_order": list(PUBLISHER_SOURCES)})
+    hits: Counter = Counter()
+    seen: Counter = Counter()
+    for pid, page, *_ in pages:
+        want = labels[pid].get("publisher")
+        probs, _ = cm.classify(page, embed)
+        for source, name in publisher_candidates(page, probs).items():
+            seen[source] += 1
+            hits[source] += _same_outlet(name, want)
+    # precision with one pseudo-miss, so a source seen once does not outrank a reliable one
+    score = {s: hits[s] / (seen[s] + 1) for s in PUBLISHER_SOURCES}
+    order = sorted(PUBLISHER_SOURCES, key=lambda s: -score[s])
+    return order, {s: f"{hits[s]}/{seen[s]}" for s in order}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from eval.runner import Corpus
+
+    p = argparse.ArgumentParser(prog="python -m eval.fit", description=__doc__.split("\n")[0])
+    p.add_argument("model", choices=("cleaner",))
+    p.add_argument("--corpus", default=str(ROOT / "eval" / "corpus"), help="a labelled corpus folder")
+    p.add_argument("--split", default="dev", help="fit on this split (dev); 'all' for every page")
+    p.add_argument("--out", help="where to write the model (default: the shipped model's path)")
+    p.add_argument("--C", type=float, help=f"inverse regularisation strength (default: the best of {C_GRID} by cross-validation)")
+    p.add_argument("--cv", action="store_true", help="also report page-grouped cross-validation")
+    p.add_argument("--vector-cache", type=Path, help="an .npz file memoising sentence vectors between fits")
+    p.add_argument("--no-embed", action="store_true", help="fit without the embedding-similarity feature")
+    a = p.parse_args(argv)
+    try:
+        corpus = Corpus.resolve(Path(a.corpus))
+        split = None if a.split == "all" else a.split
+        embed = None if a.no_embed else CachedEmbed(a.vector_cache)
+        model, report = fit_cleaner(corpus, split, a.C, a.cv, embed)
+        if embed is not None:
+            embed.save()
+        out = Path(a.out) if a.out else CLEANER_OUT
+        out.write_text(json.dumps(model, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    except RagError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, ensure_ascii=False, indent=1))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
