@@ -1,6 +1,7 @@
 """Fit the shipped models on a labelled corpus's dev split (or your own corpus):
 
     python -m eval.fit cleaner [--corpus eval/corpus] [--split dev]   # -> ingest/cleaner_model.json
+    python -m eval.fit ranker [--corpus eval/corpus] [--split dev]    # -> rag/ranker_model.json
 
 Every weight and threshold the models use comes from here; run it again on your own labelled pages
 (same ``labels.jsonl`` format, see eval/corpus/README.md) to refit them. ``--cv`` also prints a
@@ -21,6 +22,7 @@ from rag.errors import RagError
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEANER_OUT = ROOT / "ingest" / "cleaner_model.json"
+RANKER_OUT = ROOT / "rag" / "ranker_model.json"
 
 
 # ---- cleaner ---------------------------------------------------------------------------------
@@ -218,27 +220,165 @@ def _publisher_order(pages, labels: dict, model: dict, embed) -> tuple[list[str]
     return order, {s: f"{hits[s]}/{seen[s]}" for s in order}
 
 
+# ---- ranker ----------------------------------------------------------------------------------
+def ranker_data(corpus, split: str | None, store: Path | None, k: int):
+    """Every gold question of the split asked of a store of the split's pages: its candidates'
+    feature rows and labels (the sentence holds a gold evidence string)."""
+    import tempfile
+    from dataclasses import replace
+
+    from eval.runner import _ingest, load_gold, norm
+    from rag.qa import _prepare, extractive_candidates, warm_up
+    from rag.settings import Settings
+
+    items = load_gold(corpus.gold, corpus.pages, split)
+    tmp = None
+    settings = Settings()
+    if store is None:
+        tmp = tempfile.TemporaryDirectory(prefix="rag-fit-")
+        store = Path(tmp.name) / "store"
+    settings = replace(settings, store_dir=Path(store), chroma_url=None, abstain_threshold=0.0)
+    if not (Path(store) / "chroma.sqlite3").exists():
+        _ingest(corpus.page_files(split), settings, True)
+    warm_up(settings, wait=True)
+    labels = corpus.load_labels()
+    rows = []
+    for item in items:
+        p = _prepare(item["question"], None, settings, max(k, settings.k), None)
+        q, cands, X = extractive_candidates(p)
+        ev = [norm(e) for e in item["evidence"]] if item["answerable"] else []
+        y = np.array([any(e in norm(c.text) for e in ev) for c in cands], dtype=int)
+        page = item["sources"][0] if item["sources"] else f"outside-{item['id']}"
+        rows.append({"item": item, "cands": cands, "X": X, "y": y, "group": page,
+                     "section": labels.get(page, {}).get("section", "outside")})
+    if tmp is not None:
+        tmp.cleanup()
+    return rows
+
+
+def _group_ids(rows) -> np.ndarray:
+    pages = sorted({r["group"] for r in rows})
+    index = {g: i for i, g in enumerate(pages)}
+    return np.array([index[r["group"]] for r in rows])
+
+
+def fit_ranker(rows, C: float | None = None, folds: int = 5) -> tuple[dict, dict]:
+    """The ranker (sentence answers the question) on every candidate of the answerable questions, its
+    regularisation chosen by page-grouped cross-validation of top-1 accuracy; then the confidence
+    model on out-of-fold rankings (top answer right, or the question unanswerable -> wrong), and the
+    abstention threshold with the best overall accuracy out of fold."""
+    from rag.candidates import FEATURES
+    from rag.linear import LinearModel
+    from rag.ranker import CONFIDENCE_FEATURES, confidence_features
+
+    gid = _group_ids(rows)
+    fold_of = gid % folds
+    answerable = np.array([r["item"]["answerable"] for r in rows])
+    reachable = np.array([r["y"].any() for r in rows])  # an answer sentence was retrieved at all
+
+    def oof_scores(c: float) -> list[np.ndarray]:
+        out = [np.zeros(len(r["y"])) for r in rows]
+        for f in range(folds):
+            train = [r for r, fo, a in zip(rows, fold_of, answerable) if fo != f and a and len(r["y"])]
+            X = np.vstack([r["X"] for r in train])
+            y = np.concatenate([r["y"] for r in train])
+            m = LinearModel.fit(X, y, FEATURES, C=c, class_weight="balanced")
+            for i, r in enumerate(rows):
+                if fold_of[i] == f and len(r["y"]):
+                    out[i] = m.predict_proba(r["X"])[:, 1]
+        return out
+
+    def top1(scores) -> float:
+        hits = [r["y"][int(np.argmax(s))] for r, s, ok in zip(rows, scores, reachable) if ok]
+        return float(np.mean(hits)) if hits else 0.0
+
+    grid = (C,) if C else C_GRID
+    results = {c: oof_scores(c) for c in grid}
+    C = max(grid, key=lambda c: top1(results[c]))
+    scores = results[C]
+    train = [r for r in rows if r["item"]["answerable"] and len(r["y"])]
+    ranker = LinearModel.fit(np.vstack([r["X"] for r in train]), np.concatenate([r["y"] for r in train]), FEATURES,
+                             C=C, class_weight="balanced")
+    # question-level rows from the out-of-fold rankings
+    Q, yq = [], []
+    for r, s in zip(rows, scores):
+        order = np.argsort(-s)
+        ranked = []
+        for j in order:
+            c = r["cands"][j]
+            c.score = float(s[j])
+            ranked.append(c)
+        Q.append(confidence_features(ranked)[0])
+        yq.append(int(r["item"]["answerable"] and len(r["y"]) > 0 and bool(r["y"][order[0]])))
+    Q, yq = np.array(Q), np.array(yq)
+
+    def oof_confidence(c: float) -> np.ndarray:
+        out = np.zeros(len(rows))
+        for f in range(folds):
+            test = fold_of == f
+            if not test.any() or len(set(yq[~test])) < 2:
+                continue
+            m = LinearModel.fit(Q[~test], yq[~test], CONFIDENCE_FEATURES, C=c)
+            out[test] = m.predict_proba(Q[test])[:, 1]
+        return out
+
+    def log_loss(p: np.ndarray) -> float:
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return float(-np.mean(yq * np.log(p) + (1 - yq) * np.log(1 - p)))
+
+    # the calibration model's regularisation: the best out-of-fold log loss (calibration, not ranking)
+    conf_runs = {c: oof_confidence(c) for c in C_GRID}
+    conf_C = min(C_GRID, key=lambda c: log_loss(conf_runs[c]))
+    oof_conf = conf_runs[conf_C]
+    conf_model = LinearModel.fit(Q, yq, CONFIDENCE_FEATURES, C=conf_C)
+    best = (-1.0, 0.5)
+    for t in np.linspace(0.02, 0.98, 49):
+        answered = oof_conf >= t
+        correct = np.where(answerable, answered & (yq == 1), ~answered)
+        if correct.mean() > best[0]:
+            best = (float(correct.mean()), round(float(t), 3))
+    threshold = best[1]
+    answered = oof_conf >= threshold
+    report = {
+        "questions": len(rows), "answerable": int(answerable.sum()), "retrieved_an_answer": int(reachable.sum()),
+        "C": C, "cv_top1_by_C": {c: round(top1(v), 4) for c, v in results.items()}, "confidence_C": conf_C,
+        "threshold": threshold, "cv_overall": round(best[0], 4),
+        "cv_answer_right": round(float((answered & (yq == 1))[answerable].mean()), 4),
+        "cv_false_abstain": round(float((~answered)[answerable].mean()), 4),
+        "cv_abstain_recall": round(float((~answered)[~answerable].mean()), 4) if (~answerable).any() else None,
+    }
+    model = {"version": 1, "fitted_on": f"{len(rows)} questions", "threshold": threshold,
+             "ranker": ranker.to_dict(), "confidence": conf_model.to_dict()}
+    return model, report
+
+
 def main(argv: list[str] | None = None) -> int:
     from eval.runner import Corpus
 
     p = argparse.ArgumentParser(prog="python -m eval.fit", description=__doc__.split("\n")[0])
-    p.add_argument("model", choices=("cleaner",))
+    p.add_argument("model", choices=("cleaner", "ranker"))
     p.add_argument("--corpus", default=str(ROOT / "eval" / "corpus"), help="a labelled corpus folder")
     p.add_argument("--split", default="dev", help="fit on this split (dev); 'all' for every page")
     p.add_argument("--out", help="where to write the model (default: the shipped model's path)")
     p.add_argument("--C", type=float, help=f"inverse regularisation strength (default: the best of {C_GRID} by cross-validation)")
     p.add_argument("--cv", action="store_true", help="also report page-grouped cross-validation")
-    p.add_argument("--vector-cache", type=Path, help="an .npz file memoising sentence vectors between fits")
+    p.add_argument("--vector-cache", type=Path, help="cleaner: an .npz file memoising sentence vectors between fits")
+    p.add_argument("--store", type=Path, help="ranker: a store of the split's pages to reuse (built there if empty)")
+    p.add_argument("--k", type=int, default=10, help="ranker: passages retrieved per question")
     p.add_argument("--no-embed", action="store_true", help="fit without the embedding-similarity feature")
     a = p.parse_args(argv)
     try:
         corpus = Corpus.resolve(Path(a.corpus))
         split = None if a.split == "all" else a.split
-        embed = None if a.no_embed else CachedEmbed(a.vector_cache)
-        model, report = fit_cleaner(corpus, split, a.C, a.cv, embed)
-        if embed is not None:
-            embed.save()
-        out = Path(a.out) if a.out else CLEANER_OUT
+        if a.model == "ranker":
+            model, report = fit_ranker(ranker_data(corpus, split, a.store, a.k), a.C)
+            out = Path(a.out) if a.out else RANKER_OUT
+        else:
+            embed = None if a.no_embed else CachedEmbed(a.vector_cache)
+            model, report = fit_cleaner(corpus, split, a.C, a.cv, embed)
+            if embed is not None:
+                embed.save()
+            out = Path(a.out) if a.out else CLEANER_OUT
         out.write_text(json.dumps(model, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     except RagError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -321,7 +321,14 @@ def evaluate(gold: Path | None = None, *, settings: Settings, k: int = 5, store:
             else:
                 settings = replace(settings, store_dir=Path(store))
             raw = run_ours(items, settings, k=k, use_keyword=bm25)
-        threshold = settings.abstain_threshold if verify else 0.0
+        if not verify:
+            threshold = 0.0
+        elif settings.abstain_threshold is not None:
+            threshold = settings.abstain_threshold
+        else:
+            from rag.ranker import ranker_model
+
+            threshold = ranker_model().threshold
         outcomes = [o.at_threshold(threshold) for o in raw]
         curve = []
         for t in range(20):

@@ -41,7 +41,13 @@ _REPORTER = re.compile(rf"(?<![가-힣])([가-힣]{{2,4}})\s?(?:{_TITLES})(?![�
 _COPYRIGHT_OWNER = re.compile(
     r"(?:copyright|저작권자|ⓒ|©|\(c\))\s*(?:by\s*)?[\s:ⓒ©(c)]*\s*([가-힣A-Za-z][가-힣A-Za-z0-9&·]*(?:\s[가-힣A-Za-z0-9&·]+){0,2}?)"
     r"(?=\s*(?:[.,|>)\]&]|all\b|무단|$|\s+[a-z0-9.-]+\.(?:com|kr|net|co\.kr)))", re.I)
-_BRACKET_BYLINE = re.compile(r"^[\[(]\s*(?:[가-힣]{2,6}\s*=\s*)?([가-힣A-Za-z][가-힣A-Za-z0-9 ]{1,15}?)\s*(?:=\s*[가-힣]{2,4}\s*(?:" + _TITLES + r"))?\s*[\])]")
+# where a byline names the outlet: "[매체=홍길동 기자]", "[매체 / 홍길동 기자 / e-mail]", "(서울=매체)", "[매체]"
+_BRACKET_BYLINES = (
+    re.compile(r"^[\[(]\s*([^\]=)/]{2,20}?)\s*=\s*[가-힣]{2,4}\s*(?:" + _TITLES + r")\s*[\])]"),
+    re.compile(r"^\[\s*([^\]=/]{2,24}?)\s*/\s*[가-힣]{2,4}\s*(?:" + _TITLES + r")"),
+    re.compile(r"^\(\s*[가-힣]{2,6}\s*=\s*([^)=]{2,20}?)\s*\)"),
+    re.compile(r"^\[\s*([^\]=/\d][^\]=/]{1,20}?)\s*\]$"),
+)
 _SIGNOFF = re.compile(r"^(?:지금까지\s+)?(?:[가-힣]+에서\s+)?([가-힣A-Za-z][가-힣A-Za-z0-9 ]{1,15}?)\s+([가-힣]{2,4})(?:\s*기자)?입니다\.?$")
 _SOURCE = re.compile(r"^(?:\[\s*)?(?:출처|기사\s*출처|원문\s*출처|source)\s*(?:\]\s*)?[:：]?\s*([가-힣A-Za-z][가-힣A-Za-z0-9 ]{1,20}?)\s*(?:\(.*\))?\s*$", re.I)
 PUBLISHER_SOURCES = ("bracket", "copyright", "source", "signoff", "site_name", "masthead")
@@ -132,8 +138,8 @@ def clean_page(page: Page, article_id: str, *, embed=None, source_path: str | No
     role_idx = probs.argmax(axis=1)
     kept = keep_p >= model.keep_threshold
     fallback = not kept.any()
-    if fallback:  # not a news page at all (a memo, bare text): keep what is closest to article text
-        kept = keep_p >= model.keep_threshold / 2
+    if fallback:  # not a news page (a memo, bare text): keep its blocks that hold Korean sentences
+        kept = (X[:, PASS1.index("final_sentences")] > 0) & (X[:, PASS1.index("log_len")] >= np.log1p(20))
     second = _second_bylines(page, kept)
     kept &= ~second
     title_i = _title_index(probs, kept)
@@ -148,7 +154,7 @@ def clean_page(page: Page, article_id: str, *, embed=None, source_path: str | No
         if keep and decks[i]:
             reason = "kept: deck (a subheadline of the story)"
         elif keep and fallback:
-            reason = "kept: closest to article text (nothing on the page cleared the cut)"
+            reason = "kept: sentences (nothing on the page read as a news article; its sentences are kept)"
         if keep and k in seen and len(k) > 3:
             keep, reason = False, "dropped: repeated line (printed twice)"
         elif second[i]:
@@ -267,8 +273,9 @@ def publisher_candidates(page: Page, probs: np.ndarray) -> dict[str, str]:
             name = m.group(1).strip()
             if name.casefold() not in ("all", "rights", "reserved", "by"):
                 found["copyright"] = name
-        if "bracket" not in found and probs[i, 0] + probs[i, 3] >= 0.3 and (m := _BRACKET_BYLINE.match(t)):
-            if "=" in t[:m.end()] or probs[i, 3] >= 0.5:
+        if "bracket" not in found:
+            m = next((m for p in _BRACKET_BYLINES if (m := p.match(t))), None)
+            if m and (probs[i, 0] + probs[i, 3] >= 0.3 or m.re is _BRACKET_BYLINES[-1]):
                 found["bracket"] = m.group(1).strip()
         if "signoff" not in found and len(t) < 40 and (m := _SIGNOFF.match(t)):
             found["signoff"] = m.group(1).strip()

@@ -262,6 +262,7 @@ def _cmd_ask(args, settings: Settings) -> int:
         print(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return 0
     print(answer.text)
+    print(f"\n(confidence {answer.confidence:.2f}{', not found' if answer.abstained else ''})")
     if answer.notice:
         print(f"\n({answer.notice})")
     if answer.citations:

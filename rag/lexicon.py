@@ -60,9 +60,11 @@ ASK_KO = (
     ("date", r"언제|며칠|몇\s*(년도|년|월|일)(?!\s*(동안|만에|간|째))|무슨\s*요일|날짜|시기|몇\s*시(?!간)"),
     ("count", r"몇\s*[가-힣]{0,3}"),
     ("money", r"얼마(에|를|의|였|이|인|로|나)?\s*(투자|들|받|벌|쓰|썼|지급|지원|책정|배정|팔|판|거래)|얼마에|금액|가격|비용|액수|몇\s*(원|달러)|얼마"),
-    ("person", r"누구|누가|누군|어떤\s*사람|어느\s*(선수|의원|장관|교수|감독|인물)"),
+    ("person", r"누구|누가|누군|어떤\s*사람|어느\s*(선수|의원|장관|교수|감독|인물|투수|타자|작가|배우|가수|멤버)|"
+               r"(선수|투수|타자|감독|코치|위원장|장관|의원|교수|대표|사장|회장|작가|PD|연출자|배우|가수)(은|는|이|가)\s*\??\s*$"),
     ("place", r"어디|어느\s*(곳|지역|도시|나라|국가|장소|동네|시|도|군|구|항|역|경기장|구장)"),
-    ("org", r"어느\s*(회사|기업|업체|팀|구단|부처|기관|대학|학교|병원|단체|정당|은행|방송사|언론사|그룹)|어떤\s*(회사|기업|업체|팀|구단|기관)"),
+    ("org", r"어느\s*(회사|기업|업체|팀|구단|부처|기관|대학|학교|병원|단체|정당|은행|방송사|언론사|그룹)|어떤\s*(회사|기업|업체|팀|구단|기관)|"
+            r"어느\s*[가-힣]+"),
     ("reason", r"왜|이유|까닭|무엇\s*때문|어째서"),
 )
 ASK_EN = (
@@ -71,9 +73,12 @@ ASK_EN = (
     ("date", r"\bwhen\b|\bwhat (date|day|year|month|time)\b|\bwhich (date|day|year|month)\b|\bwhat time\b"),
     ("count", r"\bhow many\b"),
     ("money", r"\bhow much (money|did|does|will|was|is|were|are|had|has)\b|\bhow much\b|\bwhat (price|amount|sum|budget|cost)\b"),
-    ("person", r"\bwho\b|\bwhom\b|\bwhose\b|\bwhich (player|lawmaker|minister|official|executive|person|professor|coach)\b"),
-    ("place", r"\bwhere\b|\bwhich (city|country|region|province|town|place|port|station|stadium|district|county)\b"),
-    ("org", r"\bwhich (company|firm|team|club|ministry|agency|university|school|hospital|party|bank|broadcaster|group|organization|organisation)\b"),
+    ("person", r"\bwho\b|\bwhom\b|\bwhose\b|\b(which|what)\b(?:\s+[\w'-]+){0,3}?\s+(player|pitcher|lawmaker|minister|official|"
+               r"executive|person|professor|coach|chairman|president|ceo|director|judge|member|singer|actor|manager|head)s?\b"),
+    ("place", r"\bwhere\b|\b(which|what)\b(?:\s+[\w'-]+){0,2}?\s+(city|country|region|province|town|place|port|station|"
+              r"stadium|district|county|island|venue|site|area)s?\b"),
+    ("org", r"\b(which|what)\b(?:\s+[\w'-]+){0,2}?\s+(company|companies|firm|team|club|ministry|agency|university|school|"
+            r"hospital|party|bank|broadcaster|group|organization|organisation|carrier|automaker|chipmaker|operator)\b"),
     ("reason", r"\bwhy\b|\bwhat (caused|reason)\b|\bfor what reason\b"),
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 import unicodedata
@@ -11,10 +12,11 @@ from typing import Iterator
 
 import numpy as np
 
-from . import answer as ex
 from .embed import get_embedder
 from .errors import LLMError, QuestionError
+from .answer import ABSTAIN_TEXT
 from .korean import analyze
+from .question import question_language
 from .retrieve import HybridRetriever
 from .settings import Settings
 from .store import get_store
@@ -93,7 +95,7 @@ class Prepared:
 def _prepare(question: str, history, settings: Settings, k: int, filters, use_keyword: bool = True) -> Prepared:
     """Validate the question, make it standalone and retrieve: the part ask() and ask_stream() share."""
     q = clean_question(question, settings.max_question_chars)
-    language = ex.question_language(q)
+    language = question_language(q)
     standalone = standalone_question(q, history, settings)
     return Prepared(q, language, standalone, *_retrieve(standalone, settings, k, filters, use_keyword, language))
 
@@ -153,24 +155,53 @@ def _retrieve(question: str, settings: Settings, k: int, filters, use_keyword: b
 
 
 def _abstain(p: Prepared, mode: str, notice=None, confidence=0.0) -> Answer:
-    return Answer(question=p.question, text=ex.ABSTAIN_TEXT[p.language], language=p.language, citations=(),
+    return Answer(question=p.question, text=ABSTAIN_TEXT[p.language], language=p.language, citations=(),
                   abstained=True, retrieved=tuple(p.hits), timings_ms=p.timings, mode=mode,
                   standalone_question=p.standalone, notice=notice, confidence=confidence)
 
 
-def _extractive(p: Prepared, settings: Settings, notice=None) -> Answer:
-    t0 = time.perf_counter()
+def extractive_candidates(p: Prepared):
+    """The question read (``rag.question``), and every sentence of the retrieved passages with its
+    features (``rag.candidates``): what the ranker scores, in answering and in fitting it alike."""
+    from .candidates import build_candidates
+    from .question import analyze_question
+
+    q = analyze_question(p.standalone)
     svecs = p.store.sentence_vectors_for([h.chunk for h in p.hits])
-    slots = _bridge(p.standalone, p.hits, p.store, p.embedder, p.translations) if p.language == "en" else ()
-    cands = ex.score_sentences(p.standalone, p.q_vec, p.hits, svecs, slots=slots,
-                               passage_share=p.store.keyword_index().passage_share)
-    chosen = ex.choose_evidence(cands)
+    index = p.store.keyword_index()
+    n = max(1, len(index.ids))
+
+    def idf(term: str) -> float:
+        return math.log(1.0 / max(index.passage_share(term), 1.0 / n))
+
+    forms = _english_forms(p, q) if q.language == "en" else None
+    cands, X = build_candidates(q, p.q_vec, p.hits, svecs, idf, forms)
+    return q, cands, X
+
+
+def _english_forms(p: Prepared, q) -> dict[str, frozenset[str]]:
+    """Each English content word's Korean forms: by meaning (the term bridge, found while
+    retrieving) and, for names, by romanization against the retrieved passages' proper nouns."""
+    slots = _bridge(p.standalone, p.hits, p.store, p.embedder, p.translations)
+    return {s.word.lower(): s.forms for s in slots}
+
+
+def _extractive(p: Prepared, settings: Settings, notice=None) -> Answer:
+    from .answer import citations_for, extractive_text
+    from .ranker import ranker_model
+
+    t0 = time.perf_counter()
+    q, cands, X = extractive_candidates(p)
+    model = ranker_model()
+    ranked = model.rank(cands, X)
+    confidence = model.confidence_of(ranked)
     p.timings["answer"] = (time.perf_counter() - t0) * 1000
-    confidence = chosen[0].confidence if chosen else 0.0
-    if not chosen or confidence < settings.abstain_threshold:
+    threshold = model.threshold if settings.abstain_threshold is None else settings.abstain_threshold
+    if not ranked or confidence < threshold:
         return _abstain(p, "extractive", notice, confidence)
-    return Answer(question=p.question, text=ex.extractive_text(chosen, p.language), language=p.language,
-                  citations=tuple(ex.citations_for(chosen)), abstained=False, retrieved=tuple(p.hits),
+    chosen = ranked[:1]
+    return Answer(question=p.question, text=extractive_text(chosen, q), language=p.language,
+                  citations=tuple(citations_for(chosen)), abstained=False, retrieved=tuple(p.hits),
                   timings_ms=p.timings, mode="extractive", standalone_question=p.standalone, notice=notice,
                   confidence=confidence)
 
@@ -215,19 +246,40 @@ def ask(question: str, *, k: int | None = None, filters: dict | None = None,
     return ans
 
 
+def _ranked_for_llm(p: Prepared, settings: Settings):
+    """The LLM answers from the same candidates the extractive path ranks: passages are ordered by
+    their best sentence's score, and when the calibrated confidence is below the threshold the
+    question is not sent at all (the articles do not hold the answer, whoever phrases it)."""
+    from .ranker import ranker_model
+
+    q, cands, X = extractive_candidates(p)
+    model = ranker_model()
+    ranked = model.rank(cands, X)
+    confidence = model.confidence_of(ranked)
+    best: dict[str, float] = {}
+    for c in ranked:
+        best.setdefault(c.hit.chunk.chunk_id, c.score)
+    p.hits = sorted(p.hits, key=lambda h: -best.get(h.chunk.chunk_id, 0.0))
+    threshold = model.threshold if settings.abstain_threshold is None else settings.abstain_threshold
+    return confidence, confidence >= threshold
+
+
 def _generative(p: Prepared, settings: Settings) -> Answer:
     from .llm import generate
 
+    confidence, answerable = _ranked_for_llm(p, settings)
+    if not answerable:
+        return _abstain(p, "llm", confidence=confidence)
     t0 = time.perf_counter()
     try:
         raw = generate(p.standalone, p.hits, p.language, settings)
     except LLMError as e:
         return _extractive(p, settings, notice=f"{e}; showing the extractive answer instead")
     p.timings["llm"] = (time.perf_counter() - t0) * 1000
-    return _finish_generated(p, raw, settings)
+    return _finish_generated(p, raw, settings, confidence)
 
 
-def _finish_generated(p: Prepared, raw: str, settings: Settings) -> Answer:
+def _finish_generated(p: Prepared, raw: str, settings: Settings, confidence: float = 1.0) -> Answer:
     from .llm import is_refusal
 
     if is_refusal(raw):
@@ -239,7 +291,7 @@ def _finish_generated(p: Prepared, raw: str, settings: Settings) -> Answer:
     notice = f"dropped {len(checked.dropped)} unsupported sentence(s)" if checked.dropped else None
     return Answer(question=p.question, text=checked.text, language=p.language, citations=checked.citations,
                   abstained=False, retrieved=tuple(p.hits), timings_ms=p.timings, mode="llm",
-                  standalone_question=p.standalone, notice=notice, confidence=1.0)
+                  standalone_question=p.standalone, notice=notice, confidence=confidence)
 
 
 def ask_stream(question: str, *, k: int | None = None, filters: dict | None = None,
@@ -259,11 +311,18 @@ def ask_stream(question: str, *, k: int | None = None, filters: dict | None = No
     t_start = time.perf_counter()
     p = _prepare(question, history, settings, k or settings.k, filters)
     pieces: list[str] = []
+    confidence, answerable = _ranked_for_llm(p, settings) if p.hits else (0.0, False)
+    if not answerable:
+        ans = _abstain(p, "llm", confidence=confidence)
+        ans.timings_ms["total"] = (time.perf_counter() - t_start) * 1000
+        yield ans.text
+        yield ans
+        return
     try:
         for piece in stream(p.standalone, p.hits, p.language, settings):
             pieces.append(piece)
             yield piece
-        ans = _finish_generated(p, "".join(pieces).strip(), settings)
+        ans = _finish_generated(p, "".join(pieces).strip(), settings, confidence)
     except LLMError as e:
         ans = _extractive(p, settings, notice=f"{e}; showing the extractive answer instead")
     ans.timings_ms["total"] = (time.perf_counter() - t_start) * 1000

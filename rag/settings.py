@@ -34,7 +34,7 @@ class Settings:
     k: int = 10  # the sentence ranker measured better over 10 passages than 5 (README, Evaluation)
     max_file_bytes: int = 10 * 1024 * 1024
     max_question_chars: int = 2000
-    abstain_threshold: float = 0.35
+    abstain_threshold: float | None = None  # None: the threshold fitted with the ranker (rag/ranker_model.json)
     answer_mode: str = "auto"
     llm_base_url: str | None = None
     llm_model: str | None = None
@@ -56,7 +56,7 @@ class Settings:
                 raise ConfigError(f"RAG_{name.upper()}={getattr(self, name)!r} must be at least {low}")
         if not 0 <= self.chunk_overlap <= 5:
             raise ConfigError(f"RAG_CHUNK_OVERLAP={self.chunk_overlap!r} must be between 0 and 5")
-        if not 0.0 <= self.abstain_threshold <= 1.0:
+        if self.abstain_threshold is not None and not 0.0 <= self.abstain_threshold <= 1.0:
             raise ConfigError(f"RAG_ABSTAIN_THRESHOLD={self.abstain_threshold!r} must be between 0 and 1")
         if self.answer_mode == "llm" and not (self.llm_base_url and self.llm_model):
             raise ConfigError("RAG_ANSWER_MODE='llm' needs RAG_LLM_BASE_URL and RAG_LLM_MODEL")
@@ -98,7 +98,7 @@ def _parse(var: str, raw: str, typ: str):
             return Path(raw).expanduser()
         if typ == "int":
             return int(raw)
-        if typ == "float":
+        if typ in ("float", "float | None"):
             return float(raw)
     except ValueError:
         kind = "an integer" if typ == "int" else "a number"

@@ -37,17 +37,28 @@ _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
 _MARK = re.compile(r"\\\[(\d{1,2})\\\]")
 
 
+_LEAD = re.compile(r"^((?:According to the articles \(quoted in Korean\): )?)\*\*(.+?)\*\* — ")
+
+
 def chat_markdown(text: str) -> str:
-    """Answer text for the chat: escaped as plain text, with [n] turned into links to source cards."""
-    safe = _MD_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
-    return _MARK.sub(lambda m: f"[[{m.group(1)}]](#src-{m.group(1)})", safe)
+    """Answer text for the chat: escaped as plain text, with [n] turned into links to source cards;
+    the typed answer our extractive path puts first ("**9만319명** — ...") is shown in bold."""
+    def plain(t: str) -> str:
+        safe = _MD_SPECIAL.sub(r"\\\1", html.escape(t, quote=False))
+        return _MARK.sub(lambda m: f"[[{m.group(1)}]](#src-{m.group(1)})", safe)
+
+    m = _LEAD.match(text)
+    if m:
+        return f"{plain(m.group(1))}**{plain(m.group(2))}** — {plain(text[m.end():])}"
+    return plain(text)
 
 
 def sources_html(answer: Answer | None) -> str:
     if answer is None:
         return "<p class='meta'>Sources appear here.</p>"
     esc = html.escape
-    parts = []
+    parts = [f"<p class='meta confidence'>confidence {answer.confidence:.2f} "
+             f"(the probability that the quoted answer is right; {answer.mode})</p>"]
     if answer.notice:
         parts.append(f"<p class='meta'>{esc(answer.notice)}</p>")
     if answer.abstained:
