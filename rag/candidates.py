@@ -26,7 +26,7 @@ FEATURES = (
     "sim", "sim_gap", "sim_best", "cov", "cov_passage", "names_cov", "has_names", "numbers_cov", "has_numbers",
     "kind_known", "kind_span", "kind_span_missing", "any_number", "passage_rank", "passage_score", "dense_hit",
     "keyword_hit", "lead", "position", "title_cov", "log_len", "quote", "english", "en_sim", "en_cov",
-    "en_kind_span", "sentence_rank_in_passage",
+    "en_kind_span", "sentence_rank_in_passage", "money_in_sentence",
 )
 # also computed, for the confidence model only (in the ranker they measured worse on dev):
 # "rarest_in_sentence", "rarest_in_passage"
@@ -105,6 +105,7 @@ def build_candidates(q: Question, q_vec: np.ndarray, hits: list[Hit], sentence_v
                 "kind_known": float(q.kind is not None), "kind_span": float(bool(spans)),
                 "kind_span_missing": float(q.kind is not None and not spans),
                 "any_number": float(bool(re.search(r"\d", s.text))),
+                "money_in_sentence": float(q.kind == "number" and bool(spans_of(s.text, "money"))),
                 "passage_rank": 1.0 / (1 + rank), "passage_score": hit.score / top_score,
                 "dense_hit": float(hit.dense_rank is not None), "keyword_hit": float(hit.keyword_rank is not None),
                 "lead": float(s.start == 0), "position": math.log1p(s.start / 100),

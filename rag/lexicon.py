@@ -59,20 +59,23 @@ ASK_KO = (
     ("duration", r"얼마\s*(동안|만에|간)|몇\s*(시간|분|초|일|주|개월|달|년)\s*(동안|만에|간|째)|며칠\s*(동안|만에)|얼마나\s*(오래|걸)"),
     ("date", r"언제|며칠|몇\s*(년도|년|월|일)(?!\s*(동안|만에|간|째))|무슨\s*요일|날짜|시기|몇\s*시(?!간)"),
     ("count", r"몇\s*[가-힣]{0,3}"),
-    ("money", r"얼마(에|를|의|였|이|인|로|나)?\s*(투자|들|받|벌|쓰|썼|지급|지원|책정|배정|팔|판|거래)|얼마에|금액|가격|비용|액수|몇\s*(원|달러)|얼마"),
+    ("money", r"얼마(를|의)?\s*(투자|들|받|벌|쓰|썼|지급|지원|책정|배정|팔|판|거래|지불|내|냈)|얼마에|금액|가격|비용|액수|"
+              r"몇\s*(원|달러)|(값|료|비|금|액|가)(은|는|이|가)?\s*얼마"),
     ("person", r"누구|누가|누군|어떤\s*사람|어느\s*(선수|의원|장관|교수|감독|인물|투수|타자|작가|배우|가수|멤버)|"
                r"(선수|투수|타자|감독|코치|위원장|장관|의원|교수|대표|사장|회장|작가|PD|연출자|배우|가수)(은|는|이|가)\s*\??\s*$"),
     ("place", r"어디|어느\s*(곳|지역|도시|나라|국가|장소|동네|시|도|군|구|항|역|경기장|구장)"),
     ("org", r"어느\s*(회사|기업|업체|팀|구단|부처|기관|대학|학교|병원|단체|정당|은행|방송사|언론사|그룹)|어떤\s*(회사|기업|업체|팀|구단|기관)|"
             r"어느\s*[가-힣]+"),
     ("reason", r"왜|이유|까닭|무엇\s*때문|어째서"),
+    ("number", r"얼마"),  # how much of anything (an amount of money is asked with a money word)
 )
 ASK_EN = (
     ("percent", r"\bwhat (percentage|percent|share|proportion|rate)\b|\bhow many percent"),
     ("duration", r"\bhow long\b|\bfor how many (hours|days|weeks|months|years|minutes)\b"),
     ("date", r"\bwhen\b|\bwhat (date|day|year|month|time)\b|\bwhich (date|day|year|month)\b|\bwhat time\b"),
     ("count", r"\bhow many\b"),
-    ("money", r"\bhow much (money|did|does|will|was|is|were|are|had|has)\b|\bhow much\b|\bwhat (price|amount|sum|budget|cost)\b"),
+    ("money", r"\bhow much money\b|\bwhat (price|amount of money|sum|budget|cost|fee)\b|"
+              r"\bhow much\b[^?]*\b(cost|costs|paid|pay|pays|spend|spent|invest|invested|worth|fee|price|won|dollars|raise|raised|earn|earned|sell|sold|charge|charged)\b"),
     ("person", r"\bwho\b|\bwhom\b|\bwhose\b|\b(which|what)\b(?:\s+[\w'-]+){0,3}?\s+(player|pitcher|lawmaker|minister|official|"
                r"executive|person|professor|coach|chairman|president|ceo|director|judge|member|singer|actor|manager|head)s?\b"),
     ("place", r"\bwhere\b|\b(which|what)\b(?:\s+[\w'-]+){0,2}?\s+(city|country|region|province|town|place|port|station|"
@@ -80,6 +83,7 @@ ASK_EN = (
     ("org", r"\b(which|what)\b(?:\s+[\w'-]+){0,2}?\s+(company|companies|firm|team|club|ministry|agency|university|school|"
             r"hospital|party|bank|broadcaster|group|organization|organisation|carrier|automaker|chipmaker|operator)\b"),
     ("reason", r"\bwhy\b|\bwhat (caused|reason)\b|\bfor what reason\b"),
+    ("number", r"\bhow much\b|\bby how much\b"),
 )
 
 # Korean counters (what a count is of: "몇 명" -> 명) and measure units after a number.
@@ -88,7 +92,9 @@ COUNTERS = ("명", "곳", "개", "건", "대", "채", "가구", "세대", "척",
             "개교", "개소", "팀", "개월", "달", "주", "일", "년", "시간", "분", "초", "배", "톤", "장", "벌", "쌍", "포기")
 UNITS = ("%", "％", "퍼센트", "%p", "%포인트", "포인트", "배", "mm", "㎜", "cm", "m", "km", "㎞", "㎡", "평", "㏊", "ha", "t", "톤",
          "kg", "g", "℃", "도", "GB", "TB", "MW", "GW", "kW", "GWh", "kWh", "W", "nm", "나노", "달러", "원", "엔", "위안", "유로",
-         "파운드", "mL", "L", "ℓ", "bp", "타수", "이닝", "미터", "킬로미터", "피트", "마일")
+         "파운드", "mL", "L", "ℓ", "bp", "타수", "이닝", "미터", "킬로미터", "피트", "마일", "기가와트시", "메가와트시",
+         "킬로와트시", "와트시", "기가와트", "메가와트", "킬로와트", "와트", "기가바이트", "테라바이트", "킬로그램", "그램", "리터",
+         "헥타르", "제곱미터", "평방미터")
 CURRENCIES = ("원", "달러", "엔", "위안", "유로", "파운드", "루피", "동", "바트")
 DURATION_UNITS = ("초", "분", "시간", "일", "주", "주일", "개월", "달", "년", "세기")
 DATE_WORDS = ("오전", "오후", "새벽", "밤", "저녁", "아침", "낮", "지난해", "올해", "내년", "작년", "이날", "전날", "다음날", "이튿날",

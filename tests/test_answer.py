@@ -21,6 +21,7 @@ from rag.types import Chunk, Hit, Sentence
     ("가람시 도서관에는 연습실이 몇 곳 들어서나?", "count", "곳"),
     ("설명회는 언제 열리나요?", "date", ""),
     ("총사업비는 얼마야?", "money", ""),
+    ("공장의 연간 생산능력은 얼마인가?", "number", ""),  # "얼마" of anything; money needs a money word
     ("지원율은 몇 %였나?", "percent", ""),
     ("공사는 얼마 동안 이어졌나?", "duration", ""),
     ("도서관을 짓자고 제안한 사람은 누구인가?", "person", ""),
@@ -30,6 +31,7 @@ from rag.types import Chunk, Hit, Sentence
     ("How many practice rooms will the library have?", "count", ""),
     ("When is the briefing for residents?", "date", ""),
     ("How much will the project cost?", "money", ""),
+    ("How much did exports grow?", "number", ""),
     ("Which city official announced the plan and how much will it cost?", "person", ""),  # the first wh-phrase
     ("What share of the budget goes to books?", "percent", ""),
     ("How long will construction take?", "duration", ""),

@@ -139,7 +139,7 @@ def test_english_question(page):
 def test_unanswerable_question_abstains_visibly(page):
     from playwright.sync_api import expect
 
-    _ask(page, "송도호 서울시의원의 출판기념회는 어디에서 열렸나?", "찾을 수 없습니다", "abstain")
+    _ask(page, "프로야구 한국시리즈 우승팀은 어디인가?", "찾을 수 없습니다", "abstain")  # in none of the pages
     expect(page.locator("#sources .abstain")).to_contain_text("Not found in the articles")
     expect(page.locator("#sources .source-card").first).to_be_visible()  # closest passages still shown
 
@@ -200,13 +200,15 @@ def test_fifty_concurrent_questions_through_the_api(server):
     from gradio_client import Client
 
     os.environ["HF_HUB_OFFLINE"] = "1"
-    cases = [("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", "ko", "40분"),
-             ("SK하이닉스가 지난해 4분기에 기록한 영업이익은 얼마인가?", "ko", "3460억"),
-             ("Which UAE AI company did Altman talk to about funding chip production?", "en", "G42"),
-             ("How much funding could the Stargate project raise at most?", "en", "400억"),
-             ("송도호 서울시의원의 출판기념회는 어디에서 열렸나?", "ko", "찾을 수 없습니다")]
+    cases = [("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", "ko"),
+             ("SK하이닉스가 지난해 4분기에 기록한 영업이익은 얼마인가?", "ko"),
+             ("Which UAE AI company did Altman talk to about funding chip production?", "en"),
+             ("How much funding could the Stargate project raise at most?", "en"),
+             ("프로야구 한국시리즈 우승팀은 어디인가?", "ko")]
     jobs = [cases[i % len(cases)] for i in range(50)]
     client = Client(server["url"], verbose=False)
+    # each question's answer asked alone first: under load every session must get exactly that
+    alone = {q: client.predict(q, 5, api_name="/ask")["text"] for q, _ in cases}
 
     def one(case):
         t0 = time.perf_counter()
@@ -216,9 +218,9 @@ def test_fifty_concurrent_questions_through_the_api(server):
     with ThreadPoolExecutor(max_workers=25) as pool:
         results = list(pool.map(one, jobs, timeout=300))
     latencies = sorted(ms for _, _, ms in results)
-    for (question, lang, expected), out, _ in results:
+    for (question, lang), out, _ in results:
         assert "error" not in out, out
         assert out["question"] == question  # no answers swapped between sessions
-        assert out["language"] == lang and expected in out["text"]
+        assert out["language"] == lang and out["text"] == alone[question]
     p50, p95 = statistics.median(latencies), latencies[int(0.95 * len(latencies)) - 1]
     print(f"50 concurrent questions: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
