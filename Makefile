@@ -3,9 +3,6 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-export ANONYMIZED_TELEMETRY := False
-export GRADIO_ANALYTICS_ENABLED := False
-export HF_HUB_OFFLINE := 1
 
 .PHONY: setup run test ingest clean-store
 

@@ -19,7 +19,7 @@ import numpy as np
 from rag.korean import split_analyzed
 from rag.lexicon import DATE_PATTERN, JOURNALIST_TITLES, PUBLISHED_WORDS
 
-from .blocks import Page, PageBlock
+from .blocks import Page
 
 _HANGUL = re.compile(r"[\uac00-\ud7a3]")
 _JAMO = re.compile(r"[\u3131-\u318e]{2,}")  # ㅋㅋ, ㅠㅠ

@@ -6,6 +6,11 @@ import os as _os
 # core that Chroma, Kiwi and numpy need next: on 2 cores that doubled p95 latency under load
 # (measured in BENCHMARKS.md). Passive waiting costs no embedding throughput. Set before any engine loads.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# Offline and private by default, for every entry point (CLI, UI, library, tests, subprocesses):
+# Chroma and Gradio phone home unless told not to, and Hugging Face libraries reach for a hub.
+# This is the one place these defaults are set; an explicit value in the environment wins.
+for _var, _value in (("ANONYMIZED_TELEMETRY", "False"), ("GRADIO_ANALYTICS_ENABLED", "False"), ("HF_HUB_OFFLINE", "1")):
+    _os.environ.setdefault(_var, _value)
 
 from .errors import RagError
 from .settings import Settings

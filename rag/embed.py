@@ -117,9 +117,7 @@ class SentenceTransformerEmbedder(Embedder):
 
     def __init__(self, model: str, batch_size: int = 16) -> None:
         super().__init__(batch_size)
-        import os
 
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub at run time
         from sentence_transformers import SentenceTransformer
 
         try:

@@ -124,7 +124,6 @@ class ArticleStore:
         with self._lock:
             if self._chunks is not None:
                 return
-            os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
             import chromadb
             from chromadb.config import Settings as ChromaSettings
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
@@ -12,11 +11,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from rag.settings import Settings  # noqa: E402
+from rag.settings import Settings  # importing rag sets the offline and no-telemetry defaults
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"

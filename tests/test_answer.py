@@ -14,7 +14,7 @@ from rag.candidates import FEATURES, build_candidates
 from rag.question import analyze_question
 from rag.ranker import CONFIDENCE_FEATURES, MODEL_PATH, RankerModel, confidence_features
 from rag.spans import Span, find_spans, spans_of
-from rag.types import Chunk, Hit, Sentence
+from rag.types import Chunk, Hit
 
 
 @pytest.mark.parametrize("question, kind, counter", [

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.bridge import (TERM_VERSION, _name_matches, bridge_terms, bridge_vocab, english_words, romanize,
-                        Slot, word_encoders)
+                        word_encoders)
 
 
 # ---- question words ---------------------------------------------------------------------------

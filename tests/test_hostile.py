@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from ingest.clean import clean_text
 from ingest.pipeline import ingest_paths
 from ingest.read import decode
-from rag.errors import DocumentError, QuestionError, RagError
+from rag.errors import DocumentError, QuestionError
 from rag.qa import ask, clean_question
 from rag.settings import Settings
 from rag.verify import citations_are_valid

@@ -6,11 +6,8 @@ Korean answer quality."""
 from __future__ import annotations
 
 import importlib.resources
-import json
-import os
 import subprocess
 import sys
-import urllib.request
 from dataclasses import replace
 
 import pytest

@@ -21,7 +21,7 @@ from rag.store import get_store
 from .conftest import DATA, SEEDS, free_port, wait_http
 
 pytestmark = pytest.mark.slow
-ENV = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+ENV = dict(os.environ)
 SEED_Q = ("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", "40분")
 NEW_Q = ("LG에너지솔루션이 원통형 배터리 공장을 짓기 시작한 곳은 어디인가?", "애리조나")
 
