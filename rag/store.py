@@ -271,36 +271,35 @@ class ArticleStore:
         """Claim the embedded store for writing in this process, or fail at once.
 
         Chroma's embedded store belongs to one process: a second process's writes break the first's
-        reads. The lock (``flock`` on ``.writer.lock``) is held until this process exits. A Chroma
-        server (``RAG_CHROMA_URL``) takes any number of writers, so no lock is taken there."""
+        reads. The lock (``filelock`` on ``.writer.lock``) is held until this process exits; the
+        holder writes its pid beside it, for the message another writer gets. A Chroma server
+        (``RAG_CHROMA_URL``) takes any number of writers, so no lock is taken there."""
         if self.settings.chroma_url or self._writer_lock is not None:
             return
-        import fcntl
+        from filelock import FileLock, Timeout
 
         self.settings.store_dir.mkdir(parents=True, exist_ok=True)
         path = self.settings.store_dir / ".writer.lock"
+        holder = path.with_name(".writer.holder")
         key = str(path.resolve())
         with _stores_lock:  # the lock belongs to the process, not to one ArticleStore object
             if key in _writer_locks:
                 self._writer_lock = _writer_locks[key]
                 return
-        fh = open(path, "a+")
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            holder = fh.read().strip() or "another process"
-            fh.close()
-            raise StoreError(
-                f"the store at {self.settings.store_dir} is being written by {holder}; an embedded store takes one "
-                "writer at a time. Wait for it to finish, or run a Chroma server and set RAG_CHROMA_URL.") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()}")
-        fh.flush()
-        with _stores_lock:
-            _writer_locks[key] = fh
-        self._writer_lock = fh
+            lock = FileLock(path, timeout=0)
+            try:
+                lock.acquire()
+            except Timeout:
+                try:
+                    who = holder.read_text(encoding="utf-8").strip() or "another process"
+                except OSError:
+                    who = "another process"
+                raise StoreError(
+                    f"the store at {self.settings.store_dir} is being written by {who}; an embedded store takes one "
+                    "writer at a time. Wait for it to finish, or run a Chroma server and set RAG_CHROMA_URL.") from None
+            holder.write_text(f"pid {os.getpid()}", encoding="utf-8")
+            _writer_locks[key] = lock
+        self._writer_lock = lock
 
     def write_article(self, article_id: str, chunks: list[Chunk], chunk_vecs: np.ndarray,
                       chunk_morphs: list[list[str]], sentence_ids: list[str], sentences: list[Sentence],
@@ -560,7 +559,7 @@ def chunk_from_record(chunk_id: str, document: str, meta: dict) -> Chunk:
 
 _stores: dict[tuple, ArticleStore] = {}
 _stores_lock = threading.Lock()
-_writer_locks: dict[str, object] = {}  # lock file path -> open handle holding the flock
+_writer_locks: dict[str, object] = {}  # lock file path -> the FileLock this process holds
 
 
 def get_store(settings: Settings, embedder) -> ArticleStore:
