@@ -69,7 +69,13 @@ class KeywordRetriever(_OurRetriever):
 
 
 class HybridRetriever(_OurRetriever):
-    """Weighted reciprocal-rank fusion of dense and keyword search.
+    """Weighted reciprocal-rank fusion of dense and keyword search: a LangChain retriever.
+
+    ``HybridRetriever.from_settings(settings, k=5).invoke("질문")`` returns ``Document``s whose
+    ``page_content`` is the passage and whose ``metadata`` holds the article id, title, publisher,
+    date, the passage's character offsets in the cleaned article (``start``/``end``), its fused
+    score and its dense and keyword ranks. An English question's BM25 search goes through the term
+    bridge, as in ``ask()``.
 
     The keyword signal's weight is the share of the question's content morphemes that occur in the
     index vocabulary: a Korean question keeps its full weight, while an English question over Korean
@@ -80,6 +86,28 @@ class HybridRetriever(_OurRetriever):
 
     use_keyword: bool = True
     candidates: int = 30
+
+    @classmethod
+    def from_settings(cls, settings=None, k: int = 5, filters: dict | None = None) -> "HybridRetriever":
+        """The retriever over the configured store (``Settings.from_env()`` when none is given)."""
+        from .embed import get_embedder
+        from .settings import Settings
+        from .store import get_store
+
+        settings = settings or Settings.from_env()
+        embedder = get_embedder(settings)
+        return cls(store=get_store(settings, embedder), embedder=embedder, k=k, filters=filters)
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        from .korean import has_hangul
+
+        tokens = None
+        if self.use_keyword and not has_hangul(query):  # English: BM25 over the bridged Korean nouns
+            from .bridge import english_words, translate_words
+
+            found = translate_words(english_words(query), self.embedder, self.store)
+            tokens = sorted(set().union(*found)) if found else None
+        return hits_to_documents(self.search(query, self.k, self.filters, keyword_tokens=tokens))
 
     def keyword_weight(self, query: str, tokens: list[str] | None = None) -> float:
         if not self.use_keyword:

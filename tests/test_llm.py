@@ -131,3 +131,37 @@ def test_planted_instructions_do_not_steer_answers(tmp_path, llm_server):
     assert citations_are_valid(a.text, a.citations)
     assert all(c.chunk_id in {h.chunk.chunk_id for h in a.retrieved} for c in a.citations)
     assert "HACKED" not in a.text
+
+
+def test_our_retriever_and_answer_runnable_compose_in_a_langchain_chain(seeded_settings, llm_server):
+    """A LangChain user's chain: our hybrid Kiwi-BM25 + dense retriever feeding their prompt and LLM
+    (the llama.cpp server), and our answer Runnable piped into their own step."""
+    from langchain_core.output_parsers import StrOutputParser
+    from langchain_core.prompts import ChatPromptTemplate
+    from langchain_core.runnables import RunnableLambda, RunnablePassthrough
+    from langchain_openai import ChatOpenAI
+
+    from rag.chain import answer_runnable
+    from rag.retrieve import HybridRetriever
+
+    retriever = HybridRetriever.from_settings(seeded_settings, k=3)
+    seen = []
+
+    def context(docs):
+        seen.extend(docs)
+        return "\n\n".join(d.page_content for d in docs)
+
+    prompt = ChatPromptTemplate.from_messages([("system", "Answer from the context only.\n\n{context}"), ("human", "{question}")])
+    llm = ChatOpenAI(base_url=llm_server, api_key="x", model="local", temperature=0, extra_body={"max_tokens": 32})
+    chain = {"context": retriever | RunnableLambda(context), "question": RunnablePassthrough()} | prompt | llm | StrOutputParser()
+    out = chain.invoke("Where did Chey Tae-won meet Sam Altman?")
+    assert isinstance(out, str) and out.strip()
+    assert len(seen) == 3 and all({"article_id", "title", "start", "end", "score"} <= set(d.metadata) for d in seen)
+    for d in seen:  # the offsets point into the stored, cleaned article
+        assert d.metadata["end"] - d.metadata["start"] == len(d.page_content)
+
+    summarize = answer_runnable(seeded_settings) | RunnableLambda(lambda a: {"abstained": a.abstained, "cites": len(a.citations)})
+    got = summarize.invoke({"question": "최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", "history": []})
+    assert got["abstained"] or got["cites"] >= 1
+    with pytest.raises(Exception, match="question"):
+        answer_runnable(seeded_settings).invoke({"q": "missing key"})
