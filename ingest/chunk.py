@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from rag.korean import content_morphemes, content_of, split_analyzed
-from rag.store import content_id
+from rag.records import content_id
 from rag.types import Article, Chunk, Sentence
 
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
@@ -41,7 +41,7 @@ def article_terms(article: Article) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(vocab.items()))
 
 
-_hash = content_id  # ids are content hashes (rag.store reads sentences back by the same id)
+_hash = content_id  # ids are content hashes (the store reads sentences back by the same id)
 
 
 def sentence_ids(article: Article, sentences: list[Sentence]) -> list[str]:

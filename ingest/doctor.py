@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rag.embed import get_embedder
 from rag.settings import Settings
+from rag.records import StoredRecord
 from rag.store import get_store
 
 
@@ -41,19 +42,18 @@ def check_store(settings: Settings, repair: bool = False) -> DoctorReport:
     chunks = store.all_records("chunks")
     sentences = store.all_records("sentences")
     report = DoctorReport(chunks=len(chunks), sentences=len(sentences))
-    by_article: dict[str, list[tuple[str, dict, str]]] = defaultdict(list)
+    by_article: dict[str, list[StoredRecord]] = defaultdict(list)
     for rec in chunks:
-        by_article[rec[1].get("article_id", "")].append(rec)
-    sents_by_article: dict[str, list[tuple[str, dict, str]]] = defaultdict(list)
+        by_article[rec.article_id].append(rec)
+    sents_by_article: dict[str, list[StoredRecord]] = defaultdict(list)
     for rec in sentences:
-        sents_by_article[rec[1].get("article_id", "")].append(rec)
+        sents_by_article[rec.article_id].append(rec)
     report.articles = len(by_article)
 
     broken: dict[str, str | None] = {}
     for article_id, recs in by_article.items():
-        metas = [m for _, m, _ in recs]
-        hashes = {m.get("raw_hash") for m in metas}
-        expected = {m.get("n_chunks") for m in metas}
+        hashes = {r.raw_hash for r in recs}
+        expected = {r.n_chunks for r in recs}
         why = None
         if len(hashes) > 1:
             why = f"chunks from {len(hashes)} versions of the file (an interrupted update)"
@@ -61,20 +61,20 @@ def check_store(settings: Settings, repair: bool = False) -> DoctorReport:
             why = f"{len(recs)} chunks stored, {sorted(expected)} expected"
         else:
             sents = sents_by_article.get(article_id, [])
-            n_sent = metas[0].get("n_sentences", 0)
-            if len(sents) != n_sent or any(m.get("raw_hash") not in hashes for _, m, _ in sents):
+            n_sent = recs[0].n_sentences or 0
+            if len(sents) != n_sent or any(r.raw_hash not in hashes for r in sents):
                 why = f"{len(sents)} sentences stored, {n_sent} expected from this version"
-            elif any(m["end"] - m["start"] != len(doc) for _, m, doc in recs):
+            elif any(r.end - r.start != len(r.text) for r in recs):
                 why = "chunk offsets do not match chunk text"
         if why:
             report.problems.append(f"article {article_id}: {why}")
-            broken[article_id] = metas[0].get("source_path") or None
-    orphans = [sid for aid, recs in sents_by_article.items() if aid not in by_article for sid, _, _ in recs]
+            broken[article_id] = recs[0].source_path
+    orphans = [r.record_id for aid, recs in sents_by_article.items() if aid not in by_article for r in recs]
     if orphans:
         report.problems.append(f"{len(orphans)} sentence records belong to no stored article")
 
     index = store.keyword_index()
-    if set(index.ids) != {cid for cid, _, _ in chunks}:
+    if set(index.ids) != {r.record_id for r in chunks}:
         report.problems.append("the keyword index does not hold exactly the stored chunks")
 
     if repair and report.problems:

@@ -236,7 +236,7 @@ def _vectors_with_reuse(ids: list[str], texts: list[str], embedder: Embedder, lo
 def _prune(store: ArticleStore) -> list[FileResult]:
     out = []
     for article_id, info in store.articles().items():
-        src = info.get("source_path")
+        src = info.source_path
         if src and not Path(src).exists():
             n = store.delete_article(article_id)
             out.append(FileResult(src, article_id, "pruned", n, f"{src}: file is gone; removed {n} chunks"))

@@ -196,10 +196,10 @@ def _cmd_articles(args, settings: Settings) -> int:
 
     arts = get_store(settings, get_embedder(settings)).articles()
     if args.json:
-        print(json.dumps(arts, ensure_ascii=False, indent=2))
+        print(json.dumps({aid: a.to_dict() for aid, a in arts.items()}, ensure_ascii=False, indent=2))
     else:
         for aid, a in sorted(arts.items()):
-            print(f"{aid}  {a['date'] or '----------'}  {a['publisher'] or '-':12s}  {a['chunks']:3d} chunks  {a['title']}")
+            print(f"{aid}  {a.date or '----------'}  {a.publisher or '-':12s}  {a.chunks:3d} chunks  {a.title}")
         print(f"{len(arts)} articles")
     return 0
 

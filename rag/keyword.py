@@ -1,15 +1,20 @@
-"""BM25 over Kiwi content morphemes (bm25s), with publisher/date masks for filtered search."""
+"""BM25 over Kiwi content morphemes (bm25s), with publisher/date masks for filtered search, and its
+on-disk cache: one folder per store generation, published atomically, rebuilt from the store's
+records whenever the generation changes."""
 
 from __future__ import annotations
 
 import json
 import logging
+import shutil
+import threading
+import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 
-from .store import _date_int
+from .records import date_int as _date_int
 
 
 class KeywordIndex:
@@ -128,3 +133,46 @@ class KeywordIndex:
         if filters.get("until"):
             mask &= self.dates <= _date_int(filters["until"])
         return mask.astype(np.float32) if mask is not None else None
+
+
+class KeywordCache:
+    """The keyword index of one store, kept in step with its write generation: in memory, on disk in
+    ``folder/<generation>`` (shared by every process reading the store), or rebuilt from ``records``
+    (chunk id, morphemes, publisher, date) when neither matches."""
+
+    def __init__(self, folder: Path, records: Callable[[], Iterable[tuple[str, list[str], str, int]]]) -> None:
+        self.folder = folder
+        self.records = records
+        self._lock = threading.Lock()
+        self._current: tuple[str, KeywordIndex] | None = None
+
+    def get(self, generation: str) -> KeywordIndex:
+        with self._lock:
+            if self._current is not None and self._current[0] == generation:
+                return self._current[1]
+            target = self.folder / generation  # one folder per generation, published atomically
+            index = KeywordIndex.load(target, generation)
+            if index is None:
+                index = KeywordIndex.build(self.records(), generation)
+                index.save(target)
+                prune_generations(self.folder, keep=generation)
+            self._current = (generation, index)
+            return index
+
+    def clear(self) -> None:
+        with self._lock:
+            self._current = None
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def prune_generations(base: Path, keep: str, grace_s: float = 60.0) -> None:
+    """Remove other generations' index folders once they are a minute old (another process may be
+    loading one it has just found)."""
+    now = time.time()
+    for d in base.iterdir() if base.exists() else ():
+        if d.is_file():  # the layout before per-generation folders
+            d.unlink(missing_ok=True)
+        elif d.name != keep and not d.name.startswith(".tmp-") and now - d.stat().st_mtime > grace_s:
+            shutil.rmtree(d, ignore_errors=True)
+        elif d.name.startswith(".tmp-") and now - d.stat().st_mtime > 3600:
+            shutil.rmtree(d, ignore_errors=True)  # left by a killed process

@@ -1,104 +1,38 @@
-"""The only module that talks to Chroma. Everything above it sees our own types.
+"""The only module that reads and writes Chroma's article records. Everything above it sees our own
+types (``rag.records``).
 
 Collections per store: ``<name>`` holds one record per chunk (document = chunk text, metadata =
 article id, title, publisher, date, offsets, sentence offsets, Kiwi morphemes), and
-``<name>__sentences`` one record per sentence (for extractive answers and citation checks), and
-``<name>__terms<version>_<encoder>`` one record per Korean noun seen in any article (its vector from
-one word encoder and its hub penalty, for the English-to-Korean term bridge in ``rag.bridge``; a
-cache of word vectors, not tied to articles, so deleting an article leaves its terms, harmlessly).
-Chroma is the source of truth; the BM25 keyword index is a cache rebuilt from the chunk records
-whenever the collection's ``generation`` (bumped on every write) differs from the cached one, so it
-stays consistent across restarts, other processes and server mode.
+``<name>__sentences`` one record per sentence (for extractive answers and citation checks); the
+term collections of the English-question bridge are ``rag.terms``'s. Chroma is the source of truth:
+the BM25 keyword index (``rag.keyword``) is a cache rebuilt from the chunk records whenever the
+collection's ``generation`` (bumped on every write) differs from the cached one, so it stays
+consistent across restarts, other processes and server mode. The writer lock is ``rag.writer_lock``'s.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
 import threading
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import EmbedderMismatchError, StoreError
+from .keyword import KeywordCache, KeywordIndex
+from .records import (ArticleRecords, ArticleState, StoredArticle, StoredRecord, StoredSentence, build_where,
+                      chunk_from_record, chunk_metadata, content_id)
 from .settings import Settings
+from .terms import TermCollections
 from .types import Chunk, Sentence
+from .writer_lock import acquire_writer_lock
 
+__all__ = ["ArticleRecords", "ArticleState", "ArticleStore", "StoredArticle", "StoredRecord", "StoredSentence",
+           "content_id", "forget_store", "get_store"]
 log = logging.getLogger(__name__)
 SCHEMA = 1
 _PAGE = 5000
-
-
-@dataclass(frozen=True)
-class StoredSentence:
-    article_id: str
-    start: int
-    end: int
-    text: str
-    vector: np.ndarray
-
-
-@dataclass(frozen=True)
-class ArticleRecords:
-    """Everything stored for one article: its chunks and sentences with their vectors."""
-
-    article_id: str
-    chunks: list[Chunk]
-    chunk_vecs: np.ndarray
-    chunk_morphs: list[list[str]]
-    sentence_ids: list[str]
-    sentences: list[Sentence]
-    sentence_vecs: np.ndarray
-    raw_hash: str
-    source_path: str | None
-    terms: tuple[tuple[str, str], ...] = ()  # Korean nouns of the article and their tags (term collections)
-
-
-@dataclass(frozen=True)
-class ArticleState:
-    """What the store holds for one article: enough to tell unchanged from changed or half-written."""
-
-    raw_hash: str | None
-    complete: bool
-    chunk_ids: tuple[str, ...]
-    source_path: str | None
-
-
-def content_id(*parts: str) -> str:
-    """A record id from its content (chunks: article, title, text; sentences: article, text), so an
-    unchanged text keeps its id and its stored vector."""
-    import hashlib
-
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
-
-
-def build_where(filters: dict | None) -> dict | None:
-    """Chroma ``where`` clause for ``{"publisher": str|list, "since": date, "until": date}``."""
-    if not filters:
-        return None
-    clauses = []
-    pub = filters.get("publisher")
-    if pub:
-        pubs = [pub] if isinstance(pub, str) else list(pub)
-        clauses.append({"publisher": {"$in": pubs}} if len(pubs) > 1 else {"publisher": pubs[0]})
-    if filters.get("since"):
-        clauses.append({"date_int": {"$gte": _date_int(filters["since"])}})
-    if filters.get("until"):
-        clauses.append({"date_int": {"$lte": _date_int(filters["until"])}})
-    if not clauses:
-        return None
-    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
-
-
-def _date_int(value: str) -> int:
-    digits = str(value).replace("-", "").replace(".", "")
-    if len(digits) != 8 or not digits.isdigit():
-        raise StoreError(f"date filter {value!r} is not a date like 2024-01-26")
-    return int(digits)
 
 
 class ArticleStore:
@@ -112,9 +46,8 @@ class ArticleStore:
         self._client = None
         self._chunks = None
         self._sentences = None
-        self._terms: dict = {}  # word encoder -> its term collection
-        self._terms_seen: set[str] = set()  # encoders whose term collection is known to be non-empty
-        self._keyword = None  # (generation, KeywordIndex)
+        self.terms = TermCollections(self._opened_client, settings.collection, self._lock, self.acquire_writer_lock)
+        self._keywords = KeywordCache(self._keyword_dir(), self._keyword_records)
         self._writer_lock = None
 
     # ---- opening -------------------------------------------------------------------------------
@@ -159,26 +92,11 @@ class ArticleStore:
                 f"{name}__sentences", metadata=meta, configuration={"hnsw": {"space": "cosine"}},
                 embedding_function=None)
             self._client, self._chunks, self._sentences = client, chunks, sentences
-            self._terms = {}
+            self.terms.forget()
 
-    def _terms_name(self, encoder: str) -> str:
-        from .bridge import TERM_VERSION
-
-        return f"{self.settings.collection}__terms{TERM_VERSION}_{encoder}"
-
-    def _term_collection(self, encoder: str):
-        """The term collection of one word encoder (``rag.bridge``), created on first use."""
+    def _opened_client(self):
         self._open()
-        col = self._terms.get(encoder)
-        if col is None:
-            with self._lock:
-                col = self._terms.get(encoder)
-                if col is None:
-                    col = self._client.get_or_create_collection(
-                        self._terms_name(encoder), metadata={"encoder": encoder, "schema": SCHEMA},
-                        configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
-                    self._terms[encoder] = col
-        return col
+        return self._client
 
     @property
     def location(self) -> str:
@@ -206,15 +124,15 @@ class ArticleStore:
         return ArticleState(raw_hash=hashes.pop() if len(hashes) == 1 else None, complete=complete,
                             chunk_ids=tuple(got["ids"]), source_path=metas[0].get("source_path"))
 
-    def articles(self) -> dict[str, dict]:
-        """article_id -> {title, publisher, date, source_path, chunks} for every stored article."""
-        out: dict[str, dict] = {}
+    def articles(self) -> dict[str, StoredArticle]:
+        """Every stored article, by id."""
+        seen: dict[str, dict] = {}
+        counts: dict[str, int] = {}
         for _id, meta, _doc in self._scan(include=["metadatas"]):
-            a = out.setdefault(meta["article_id"], {
-                "title": meta.get("title"), "publisher": meta.get("publisher") or None,
-                "date": meta.get("date") or None, "source_path": meta.get("source_path"), "chunks": 0})
-            a["chunks"] += 1
-        return out
+            seen.setdefault(meta["article_id"], meta)
+            counts[meta["article_id"]] = counts.get(meta["article_id"], 0) + 1
+        return {aid: StoredArticle(aid, m.get("title"), m.get("publisher") or None, m.get("date") or None,
+                                   m.get("source_path") or None, counts[aid]) for aid, m in seen.items()}
 
     def _scan(self, include):
         self._open()
@@ -229,8 +147,8 @@ class ArticleStore:
             yield from zip(ids, metas, docs)
             offset += len(ids)
 
-    def all_records(self, which: str = "chunks") -> list[tuple[str, dict, str]]:
-        """(id, metadata, document) of every record of one collection (for ``rag doctor``)."""
+    def all_records(self, which: str = "chunks") -> list[StoredRecord]:
+        """Every record of the chunk or sentence collection (for ``rag doctor``)."""
         self._open()
         col = self._chunks if which == "chunks" else self._sentences
         out, offset = [], 0
@@ -238,7 +156,7 @@ class ArticleStore:
             got = col.get(include=["metadatas", "documents"], limit=_PAGE, offset=offset)
             if not got["ids"]:
                 return out
-            out.extend(zip(got["ids"], got["metadatas"], got["documents"]))
+            out.extend(StoredRecord.from_chroma(i, m, d) for i, m, d in zip(got["ids"], got["metadatas"], got["documents"]))
             offset += len(got["ids"])
 
     def delete_ids(self, which: str, ids: list[str]) -> None:
@@ -268,38 +186,11 @@ class ArticleStore:
 
     # ---- writing ------------------------------------------------------------------------------
     def acquire_writer_lock(self) -> None:
-        """Claim the embedded store for writing in this process, or fail at once.
-
-        Chroma's embedded store belongs to one process: a second process's writes break the first's
-        reads. The lock (``filelock`` on ``.writer.lock``) is held until this process exits; the
-        holder writes its pid beside it, for the message another writer gets. A Chroma server
-        (``RAG_CHROMA_URL``) takes any number of writers, so no lock is taken there."""
+        """Claim the embedded store for writing in this process, or fail at once (``rag.writer_lock``).
+        A Chroma server (``RAG_CHROMA_URL``) takes any number of writers, so no lock is taken there."""
         if self.settings.chroma_url or self._writer_lock is not None:
             return
-        from filelock import FileLock, Timeout
-
-        self.settings.store_dir.mkdir(parents=True, exist_ok=True)
-        path = self.settings.store_dir / ".writer.lock"
-        holder = path.with_name(".writer.holder")
-        key = str(path.resolve())
-        with _stores_lock:  # the lock belongs to the process, not to one ArticleStore object
-            if key in _writer_locks:
-                self._writer_lock = _writer_locks[key]
-                return
-            lock = FileLock(path, timeout=0)
-            try:
-                lock.acquire()
-            except Timeout:
-                try:
-                    who = holder.read_text(encoding="utf-8").strip() or "another process"
-                except OSError:
-                    who = "another process"
-                raise StoreError(
-                    f"the store at {self.settings.store_dir} is being written by {who}; an embedded store takes one "
-                    "writer at a time. Wait for it to finish, or run a Chroma server and set RAG_CHROMA_URL.") from None
-            holder.write_text(f"pid {os.getpid()}", encoding="utf-8")
-            _writer_locks[key] = lock
-        self._writer_lock = lock
+        self._writer_lock = acquire_writer_lock(self.settings.store_dir)
 
     def write_article(self, article_id: str, chunks: list[Chunk], chunk_vecs: np.ndarray,
                       chunk_morphs: list[list[str]], sentence_ids: list[str], sentences: list[Sentence],
@@ -329,7 +220,7 @@ class ArticleStore:
             c_ids += [c.chunk_id for c in rec.chunks]
             c_vecs += list(rec.chunk_vecs)
             c_docs += [c.text for c in rec.chunks]
-            c_meta += [self._chunk_meta(c, base, len(rec.chunks), len(rec.sentences), m)
+            c_meta += [chunk_metadata(c, base, len(rec.chunks), len(rec.sentences), m)
                        for c, m in zip(rec.chunks, rec.chunk_morphs)]
             keep[rec.article_id] = {c.chunk_id for c in rec.chunks} | set(rec.sentence_ids)
         with self._lock:
@@ -374,16 +265,6 @@ class ArticleStore:
         if stale:
             collection.delete(ids=stale)
         return len(stale)
-
-    @staticmethod
-    def _chunk_meta(c: Chunk, base: dict, n_chunks: int, n_sentences: int, morphs: list[str]) -> dict:
-        return {
-            **base, "index": c.index, "title": c.title, "publisher": c.publisher or "",
-            "date": c.date or "", "date_int": int(c.date.replace("-", "")) if c.date else 0,
-            "start": c.start, "end": c.end, "n_chunks": n_chunks, "n_sentences": n_sentences,
-            "sentences": json.dumps([[s.start, s.end] for s in c.sentences]),
-            "morphs": " ".join(morphs),
-        }
 
     def _bump_generation(self) -> None:
         meta = dict(self._chunks.metadata or {})
@@ -442,70 +323,30 @@ class ArticleStore:
                 out[key] = vec
         return out
 
-    # ---- term vectors (rag.bridge) ---------------------------------------------------------------
-    @staticmethod
-    def _term_id(form: str) -> str:
-        return content_id("term", form)
-
+    # ---- term vectors (rag.bridge; rag.terms keeps them) ---------------------------------------------
     def missing_terms(self, forms: list[str], encoder: str) -> list[str]:
-        """Those of ``forms`` that the encoder's term collection does not hold."""
-        if not forms:
-            return []
-        ids = {self._term_id(f): f for f in forms}
-        got = self._term_collection(encoder).get(ids=list(ids), include=[])
-        have = set(got["ids"])
-        return [f for i, f in ids.items() if i not in have]
+        return self.terms.missing(forms, encoder)
 
     def write_terms(self, forms: list[str], vecs: np.ndarray, hubs: np.ndarray, encoder: str) -> None:
-        if not forms:
-            return
-        col = self._term_collection(encoder)
-        self.acquire_writer_lock()
-        with self._lock:
-            self._upsert(col, [self._term_id(f) for f in forms], list(vecs), list(forms),
-                         [{"term": f, "hub": float(h)} for f, h in zip(forms, hubs)])
+        self.terms.write(forms, vecs, hubs, encoder, self._upsert)
 
     def has_terms(self, encoder: str) -> bool:
-        """Whether the encoder's term collection holds anything (once it does, it always will, short
-        of ``reset``: remembered, so an English question does not ask Chroma each time)."""
-        if encoder in self._terms_seen:
-            return True
-        if self._term_collection(encoder).peek(limit=1)["ids"]:
-            self._terms_seen.add(encoder)
-            return True
-        return False
+        return self.terms.has(encoder)
 
     def nearest_terms(self, vectors: np.ndarray, n: int, encoder: str) -> list[list[tuple[str, float, float]]]:
-        """For each vector, its ``n`` nearest stored terms as (form, cosine, hub penalty)."""
-        if len(vectors) == 0:
-            return []
-        got = self._term_collection(encoder).query(query_embeddings=np.asarray(vectors, dtype=np.float32),
-                                                   n_results=n, include=["metadatas", "distances"])
-        return [[(m["term"], 1.0 - float(d), float(m["hub"])) for m, d in zip(metas, dists)]
-                for metas, dists in zip(got["metadatas"], got["distances"])]
+        return self.terms.nearest(vectors, n, encoder)
 
+    # ---- keyword index (rag.keyword keeps it in step with the generation) ----------------------------
     def keyword_search(self, tokens: list[str], k: int, filters: dict | None = None) -> list[tuple[str, float]]:
         return self.keyword_index().search(tokens, k, filters)
 
-    def keyword_index(self) -> "KeywordIndex":
+    def keyword_index(self) -> KeywordIndex:
         """The BM25 index matching the store's current generation (loaded or rebuilt as needed)."""
-        from .keyword import KeywordIndex
+        return self._keywords.get(self.generation())
 
-        gen = self.generation()
-        with self._lock:
-            if self._keyword is not None and self._keyword[0] == gen:
-                return self._keyword[1]
-            base = self._keyword_dir()
-            folder = base / gen  # one folder per generation, published atomically
-            index = KeywordIndex.load(folder, gen)
-            if index is None:
-                index = KeywordIndex.build(
-                    ((i, m.get("morphs", "").split(), m.get("publisher") or "", int(m.get("date_int") or 0))
-                     for i, m, _ in self._scan(include=["metadatas"])), gen)
-                index.save(folder)
-                _prune_keyword_dirs(base, keep=gen)
-            self._keyword = (gen, index)
-            return index
+    def _keyword_records(self):
+        return ((i, m.get("morphs", "").split(), m.get("publisher") or "", int(m.get("date_int") or 0))
+                for i, m, _ in self._scan(include=["metadatas"]))
 
     def _keyword_dir(self) -> Path:
         if self.settings.chroma_url:
@@ -527,39 +368,13 @@ class ArticleStore:
                     self._client.delete_collection(name)
                 except Exception as e:  # already gone is fine; anything else is reported
                     log.warning("could not delete collection %s: %s", name, e)
-            shutil.rmtree(self._keyword_dir(), ignore_errors=True)
-            self._chunks = self._sentences = self._keyword = None
-            self._terms, self._terms_seen = {}, set()
-
-
-def _prune_keyword_dirs(base: Path, keep: str, grace_s: float = 60.0) -> None:
-    """Remove other generations' index folders once they are a minute old (another process may be
-    loading one it has just found)."""
-    import time
-
-    now = time.time()
-    for d in base.iterdir() if base.exists() else ():
-        if d.is_file():  # the layout before per-generation folders
-            d.unlink(missing_ok=True)
-        elif d.name != keep and not d.name.startswith(".tmp-") and now - d.stat().st_mtime > grace_s:
-            shutil.rmtree(d, ignore_errors=True)
-        elif d.name.startswith(".tmp-") and now - d.stat().st_mtime > 3600:
-            shutil.rmtree(d, ignore_errors=True)  # left by a killed process
-
-
-def chunk_from_record(chunk_id: str, document: str, meta: dict) -> Chunk:
-    offsets = json.loads(meta.get("sentences") or "[]")
-    start = int(meta["start"])
-    sents = tuple(Sentence(s, e, document[s - start : e - start]) for s, e in offsets)
-    return Chunk(chunk_id=chunk_id, article_id=meta["article_id"], index=int(meta.get("index", 0)),
-                 text=document, start=start, end=int(meta["end"]), sentences=sents,
-                 title=meta.get("title", ""), publisher=meta.get("publisher") or None,
-                 date=meta.get("date") or None)
+            self._keywords.clear()
+            self._chunks = self._sentences = None
+            self.terms.forget()
 
 
 _stores: dict[tuple, ArticleStore] = {}
 _stores_lock = threading.Lock()
-_writer_locks: dict[str, object] = {}  # lock file path -> the FileLock this process holds
 
 
 def get_store(settings: Settings, embedder) -> ArticleStore:

@@ -61,7 +61,7 @@ def test_ingest_stores_terms_for_both_encoders(seeded_settings, embedder):
         assert bool(store.missing_terms(["호텔", "공장"], enc.key)) is (enc.key == "embedder")
         near = store.nearest_terms(enc.encode_words(["hotel"]), 5, enc.key)[0]
         assert len(near) == 5 and all(isinstance(f, str) and -1.0 <= cos <= 1.0001 for f, cos, _ in near)
-    assert TERM_VERSION in store._terms_name("use")
+    assert TERM_VERSION in store.terms.name("use")
 
 
 @pytest.mark.slow

@@ -62,7 +62,7 @@ def test_zero_width_characters_are_gone_from_stored_text(hostile_settings):
     from rag.store import get_store
 
     store = get_store(hostile_settings, get_embedder(hostile_settings))
-    docs = [d for _, m, d in store.all_records("chunks") if m["article_id"] == "hostile"]
+    docs = [r.text for r in store.all_records("chunks") if r.article_id == "hostile"]
     assert docs and not any(ch in d for d in docs for ch in "\u200b\u200d\ufeff")
     assert any("SK하이닉스" in d for d in docs)
 
@@ -146,5 +146,5 @@ def test_odd_files_fail_alone_and_lose_nothing(tmp_path):
     assert status["longline.txt"].status in ("new", "failed")
     arts = __import__("rag.store", fromlist=["get_store"]).get_store(
         s, __import__("rag.embed", fromlist=["get_embedder"]).get_embedder(s)).articles()
-    assert "003_a5253bb998f2131f" in arts and arts["003_a5253bb998f2131f"]["chunks"] == 3
+    assert "003_a5253bb998f2131f" in arts and arts["003_a5253bb998f2131f"].chunks == 3
     assert before <= set(s.store_dir.iterdir())

@@ -32,8 +32,8 @@ def test_seed_store_contents(seeded_settings):
     store = _store(seeded_settings)
     arts = store.articles()
     assert sorted(arts) == sorted(p.stem for p in SEEDS.glob("*.txt"))
-    assert arts["000_a566e6770392c4fe"]["publisher"] == "서울신문"
-    assert arts["000_a566e6770392c4fe"]["date"] == "2024-01-26"
+    assert arts["000_a566e6770392c4fe"].publisher == "서울신문"
+    assert arts["000_a566e6770392c4fe"].date == "2024-01-26"
     # Any Chroma client can read the records: document = chunk text, metadata = citation fields.
     store._open()
     got = store._chunks.get(limit=3, include=["documents", "metadatas"])
@@ -47,7 +47,7 @@ def test_seed_store_contents(seeded_settings):
     for p in SEEDS.glob("*.txt"):
         cleaned = clean_file(p, seeded_settings, get_embedder(seeded_settings))
         dropped = [b.text for b in cleaned.dropped if len(b.text) > 15 and b.text not in cleaned.article.text]
-        docs = [d for _, m, d in store._scan(include=["documents", "metadatas"]) if m["article_id"] == p.stem]
+        docs = [r.text for r in store.all_records("chunks") if r.article_id == p.stem]
         assert docs and all(d in cleaned.article.text for d in docs)
         assert not any(junk in d for junk in dropped for d in docs)
 

@@ -54,13 +54,13 @@ def test_ingest_is_idempotent_and_a_change_replaces_the_article(fast):
     assert first.count("new") == 2 and not first.failed and first.chunks_written > 0
     store = get_store(s, get_embedder(s))
     arts = store.articles()
-    assert arts["library"]["publisher"] == "가람타임스" and arts["ferry"]["date"] == "2025-10-11"
+    assert arts["library"].publisher == "가람타임스" and arts["ferry"].date == "2025-10-11"
     second = ingest_paths([pages], s)
     assert second.count("unchanged") == 2 and second.chunks_written == 0
     (pages / "ferry.txt").write_text(PAGES["ferry.txt"].replace("정원 120명", "정원 150명"), encoding="utf-8")
     third = ingest_paths([pages], s)
     assert third.count("changed") == 1 and third.count("unchanged") == 1
-    texts = [d for _, m, d in store.all_records("chunks") if m["article_id"] == "ferry"]
+    texts = [r.text for r in store.all_records("chunks") if r.article_id == "ferry"]
     assert any("150명" in t for t in texts) and not any("120명" in t for t in texts)
 
 

@@ -40,7 +40,7 @@ def test_an_answer_cites_exact_sentences_of_the_retrieved_passages(seeded_settin
     for c in a.citations:
         assert c.chunk_id in retrieved_ids  # never a citation outside the retrieved passages
         assert _quote_in_article(seeded_settings, c)
-        assert (c.publisher, c.date) == (arts[c.article_id]["publisher"], arts[c.article_id]["date"])
+        assert (c.publisher, c.date) == (arts[c.article_id].publisher, arts[c.article_id].date)
 
 
 def _store_articles(settings):

@@ -50,7 +50,7 @@ def test_ingest_and_ask_through_a_chroma_server(chroma_server, tmp_path):
     a = ask("샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?", settings=s)
     assert not a.abstained and "평택" in a.citations[0].quote
     store = get_store(s, get_embedder(s))
-    assert set(store.keyword_index().ids) == {cid for cid, _, _ in store.all_records("chunks")}
+    assert set(store.keyword_index().ids) == {r.record_id for r in store.all_records("chunks")}
     # the records live in the server: no embedded store (and no writer lock) was created locally
     assert not (s.store_dir / "chroma.sqlite3").exists() and not (s.store_dir / ".writer.lock").exists()
     again = ingest_paths([SEEDS], s)

@@ -128,7 +128,7 @@ def build_app(settings: Settings):
             arts = get_store(settings, get_embedder(settings)).articles()
         except RagError:
             return []
-        return sorted({a["publisher"] for a in arts.values() if a["publisher"]})
+        return sorted({a.publisher for a in arts.values() if a.publisher})
 
     def respond(message, chat, answers, pubs, since, until, k, mode):
         chat = list(chat or [])
