@@ -62,8 +62,10 @@ def check_store(settings: Settings, repair: bool = False) -> DoctorReport:
         else:
             sents = sents_by_article.get(article_id, [])
             n_sent = recs[0].n_sentences or 0
-            if len(sents) != n_sent or any(r.raw_hash not in hashes for r in sents):
-                why = f"{len(sents)} sentences stored, {n_sent} expected from this version"
+            if len(sents) != n_sent:
+                why = f"{len(sents)} sentences stored, {n_sent} expected"
+            elif any(r.raw_hash not in hashes for r in sents):
+                why = f"{sum(r.raw_hash not in hashes for r in sents)} of its {n_sent} sentences are from another version of the file"
             elif any(r.end - r.start != len(r.text) for r in recs):
                 why = "chunk offsets do not match chunk text"
         if why:

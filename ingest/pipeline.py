@@ -30,18 +30,30 @@ WRITE_BATCH_CHUNKS = 512
 
 
 def collect_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileResult]]:
-    """Expand folders (non-recursive hidden files skipped); unknown paths become failures."""
+    """Expand folders (recursively; hidden files skipped) into their .txt/.html/.htm pages. A link
+    that leads out of its folder is not followed, and other files are skipped, each reported; a path
+    that does not exist is a failure."""
     files: list[Path] = []
-    failures: list[FileResult] = []
+    results: list[FileResult] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith(".")
-                                and f.suffix.lower() in SUPPORTED_SUFFIXES))
+            root = p.resolve()
+            for f in sorted(p.rglob("*")):
+                if f.name.startswith(".") or not f.is_file():
+                    continue
+                if not f.resolve().is_relative_to(root):
+                    results.append(FileResult(str(f), None, "skipped",
+                                              message=f"{f}: a link out of {p}; not followed"))
+                elif f.suffix.lower() not in SUPPORTED_SUFFIXES:
+                    results.append(FileResult(str(f), None, "skipped",
+                                              message=f"{f}: not a .txt, .html or .htm page; skipped"))
+                else:
+                    files.append(f)
         elif p.exists():
             files.append(p)
         else:
-            failures.append(FileResult(str(p), None, "failed", message=f"{p}: no such file or folder"))
-    return files, failures
+            results.append(FileResult(str(p), None, "failed", message=f"{p}: no such file or folder"))
+    return files, results
 
 
 def article_id_for(path: Path) -> str:
@@ -67,7 +79,7 @@ def clean_bytes(data: bytes, article_id: str, embedder: Embedder | None, source_
 
 
 def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool = False, clean: bool = True,
-                 progress: Callable[[str, int, int], None] | None = None) -> IngestReport:
+                 progress: Callable[[str, int, int], None] | None = None, replace: bool = False) -> IngestReport:
     """Ingest files and folders into the store at ``settings.store_dir`` (or ``RAG_CHROMA_URL``).
 
     Unchanged files are skipped without re-cleaning or re-embedding; a changed file replaces its
@@ -101,7 +113,7 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
             continue
         seen_ids[article_id] = path
         try:
-            result = _ingest_one(path, article_id, settings, embedder, store, clean, stages)
+            result = _ingest_one(path, article_id, settings, embedder, store, clean, stages, replace)
         except RagError as e:
             result = FileResult(str(path), article_id, "failed", message=str(e))
         except Exception as e:  # an unexpected failure in one file must not stop the others
@@ -184,19 +196,25 @@ def _raw_hash(data: bytes, settings: Settings, embedder: Embedder) -> str:
 
 
 def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embedder,
-                store: ArticleStore, clean: bool = True, stages: "_Stages | None" = None
+                store: ArticleStore, clean: bool = True, stages: "_Stages | None" = None, replace: bool = False
                 ) -> "FileResult | tuple[FileResult, ArticleRecords]":
     """Read, clean, chunk and embed one file: a ``FileResult`` when there is nothing to write
-    (unchanged), else the result and the records for the caller to write in a batch."""
+    (unchanged), else the result and the records for the caller to write in a batch. A file whose
+    article id is already stored from another path does not replace that article unless ``replace``."""
     stages = stages or _Stages(embedder)
     with stages("read"):
+        state = store.article_state(article_id)
+        source = str(path.resolve())
+        if state is not None and state.source_path and state.source_path != source and not replace:
+            raise DocumentError(
+                f"{path}: an article with id {article_id!r} is already stored from {state.source_path}; "
+                "rename this file to add it as a new article, or ingest it with --replace to replace that one")
         data = read_bytes(path, settings.max_file_bytes)
         raw_hash = _raw_hash(data, settings, embedder) + ("" if clean else "-raw")
-        state = store.article_state(article_id)
     if state is not None and state.complete and state.raw_hash == raw_hash:
         return FileResult(str(path), article_id, "unchanged", len(state.chunk_ids))
     with stages("clean"):
-        cleaned = clean_bytes(data, article_id, embedder, source_path=str(path.resolve()), clean=clean)
+        cleaned = clean_bytes(data, article_id, embedder, source_path=source, clean=clean)
     article = cleaned.article
     with stages("split"):
         sentences = article_sentences(article)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rag.errors import DocumentError
 
-SUPPORTED_SUFFIXES = (".txt", ".text", ".html", ".htm", "")
+SUPPORTED_SUFFIXES = (".txt", ".html", ".htm")  # what a folder's ingest takes; anything else is skipped
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
@@ -23,9 +23,7 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
         if size == 0:
             raise DocumentError(f"{path}: file is empty")
         if size > max_bytes:
-            raise DocumentError(
-                f"{path}: file is {size / 1e6:.1f} MB, over the limit of {max_bytes / 1e6:.1f} MB "
-                "(RAG_MAX_FILE_BYTES)")
+            raise DocumentError(f"{path}: file is {_size(size)}, over the limit of {_size(max_bytes)} (RAG_MAX_FILE_BYTES)")
         return path.read_bytes()
     except PermissionError:
         raise DocumentError(f"{path}: permission denied") from None
@@ -42,6 +40,9 @@ def decode(data: bytes, name: str = "input") -> str:
             except UnicodeDecodeError:
                 raise DocumentError(f"{name}: has a {encoding} byte-order mark but does not decode as it") from None
     if b"\x00" in data[:8192]:
+        utf16 = _utf16_without_bom(data)
+        if utf16 is not None:
+            return _normalize_newlines(utf16)
         raise DocumentError(f"{name}: looks like a binary file (NUL bytes), not a text or HTML page")
     for encoding in ("utf-8", "cp949"):
         try:
@@ -52,6 +53,30 @@ def decode(data: bytes, name: str = "input") -> str:
             raise DocumentError(f"{name}: looks like a binary file (control characters), not a text or HTML page")
         return _normalize_newlines(text)
     raise DocumentError(f"{name}: not valid UTF-8 or CP949/EUC-KR text; re-save the page as UTF-8")
+
+
+def _size(n: int) -> str:
+    """Bytes in the unit a person reads them in (1024-based: 10485760 is "10 MiB")."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f}".rstrip("0").rstrip(".") + f" {unit}"
+    return f"{n} bytes"
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 text saved without a byte-order mark: the NUL bytes sit at every other position."""
+    sample = data[:8192]
+    if len(sample) < 4:
+        return None
+    for encoding, zeros in (("utf-16-le", sample[1::2]), ("utf-16-be", sample[0::2])):
+        if zeros.count(0) >= 0.3 * len(zeros):
+            try:
+                text = data.decode(encoding)
+            except UnicodeDecodeError:
+                continue
+            if _control_ratio(text) <= 0.05:
+                return text
+    return None
 
 
 def is_html(name: str, text: str) -> bool:

@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ingest", help="clean, chunk, embed and store article pages (.txt/.html files or folders)")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--prune", action="store_true", help="remove stored articles whose files are gone")
+    p.add_argument("--replace", action="store_true",
+                   help="let a file replace a stored article of the same name that came from another path")
     p.add_argument("--rebuild", action="store_true", help="delete the store's contents first (e.g. after changing embedder)")
     _common(p)
 
@@ -122,7 +124,7 @@ def _cmd_ingest(args, settings: Settings) -> int:
             bar.set_postfix_str(os.path.basename(path)[:30])
             bar.update(1)
 
-    report = ingest_paths(args.paths, settings, prune=args.prune, progress=progress)
+    report = ingest_paths(args.paths, settings, prune=args.prune, progress=progress, replace=args.replace)
     if bar is not None:
         bar.close()
     if args.json:
@@ -131,11 +133,13 @@ def _cmd_ingest(args, settings: Settings) -> int:
         for f in report.files:
             if f.status == "failed":
                 print(f"FAILED  {f.message}", file=sys.stderr)
+            elif f.status == "skipped":
+                print(f"skipped   {f.message}", file=sys.stderr)
             else:
                 print(f"{f.status:9s} {f.article_id}  ({f.chunks} chunks)")
         d = report.to_dict()
         print(f"documents: {d['new']} new, {d['changed']} changed, {d['unchanged']} unchanged, "
-              f"{d['failed']} failed, {d['pruned']} pruned; chunks written: {d['chunks_written']}; "
+              f"{d['failed']} failed, {d['pruned']} pruned, {d['skipped']} skipped; chunks written: {d['chunks_written']}; "
               f"{d['seconds']:.1f} s ({d['embed_seconds']:.1f} s embedding) -> {settings.chroma_url or settings.store_dir}")
     return 1 if report.failed else 0
 
@@ -168,9 +172,8 @@ def _cmd_clean(args, settings: Settings) -> int:
 def _cmd_ui(args, settings: Settings) -> int:
     from ui.app import launch
 
-    print(f"serving on http://{args.host}:{args.port} (store: {settings.chroma_url or settings.store_dir})", flush=True)
     launch(settings, host=args.host, port=args.port, user=os.environ.get("RAG_UI_USER"),
-           password=os.environ.get("RAG_UI_PASSWORD"))
+           password=os.environ.get("RAG_UI_PASSWORD"), announce=lambda line: print(line, flush=True))
     return 0
 
 

@@ -26,7 +26,7 @@ from .records import (ArticleRecords, ArticleState, StoredArticle, StoredRecord,
 from .settings import Settings
 from .terms import TermCollections
 from .types import Chunk, Sentence
-from .writer_lock import acquire_writer_lock
+from .writer_lock import acquire_writer_lock, make_store_dir
 
 __all__ = ["ArticleRecords", "ArticleState", "ArticleStore", "StoredArticle", "StoredRecord", "StoredSentence",
            "content_id", "forget_store", "get_store"]
@@ -69,9 +69,11 @@ class ArticleStore:
                     client = chromadb.HttpClient(host=url.hostname, port=url.port or 8000,
                                                  ssl=url.scheme == "https", settings=chroma_settings)
                 else:
-                    self.settings.store_dir.mkdir(parents=True, exist_ok=True)
+                    make_store_dir(self.settings.store_dir)
                     client = chromadb.PersistentClient(path=str(self.settings.store_dir),
                                                        settings=chroma_settings)
+            except StoreError:
+                raise
             except Exception as e:
                 where = self.settings.chroma_url or self.settings.store_dir
                 raise StoreError(f"cannot open the store at {where}: {e}") from e

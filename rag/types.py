@@ -160,7 +160,7 @@ class FileResult:
 
     path: str
     article_id: str | None
-    status: str  # "new" | "changed" | "unchanged" | "failed" | "pruned"
+    status: str  # "new" | "changed" | "unchanged" | "failed" | "pruned" | "skipped"
     chunks: int = 0
     message: str = ""
 
@@ -194,6 +194,7 @@ class IngestReport:
             "unchanged": self.count("unchanged"),
             "failed": self.count("failed"),
             "pruned": self.count("pruned"),
+            "skipped": self.count("skipped"),
             "chunks_written": self.chunks_written,
             "seconds": round(self.seconds, 3),
             "embed_seconds": round(self.embed_seconds, 3),

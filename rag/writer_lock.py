@@ -13,12 +13,24 @@ _held: dict[str, object] = {}  # lock file path -> the FileLock this process hol
 _guard = threading.Lock()
 
 
+def make_store_dir(store_dir: Path) -> None:
+    """Create the store folder, or say which setting names a place that cannot be one."""
+    try:
+        store_dir.mkdir(parents=True, exist_ok=True)
+        probe = store_dir / ".write-test"
+        probe.write_text("", encoding="utf-8")
+        probe.unlink()
+    except OSError as e:
+        raise StoreError(f"RAG_STORE={str(store_dir)!r} (or --store): cannot create or write the store folder there "
+                         f"({e.strerror or e}); choose a writable folder") from None
+
+
 def acquire_writer_lock(store_dir: Path):
     """Claim ``store_dir`` for writing in this process (again: a no-op), or fail at once with a
     message naming the holder."""
     from filelock import FileLock, Timeout
 
-    store_dir.mkdir(parents=True, exist_ok=True)
+    make_store_dir(store_dir)
     path = store_dir / ".writer.lock"
     holder = path.with_name(".writer.holder")
     key = str(path.resolve())

@@ -237,3 +237,18 @@ def test_decode_korean_encodings(encoding):
 def test_decode_rejects_binary():
     with pytest.raises(DocumentError, match="binary"):
         decode(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_decode_utf16_without_a_byte_order_mark(encoding):
+    text = "한국어 기사 본문입니다.\nEnglish too."
+    assert decode(text.encode(encoding), "x") == text  # not "binary (NUL bytes)"
+
+
+def test_size_limit_is_said_in_the_unit_it_is_set_in(tmp_path):
+    from ingest.read import read_bytes
+
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"a" * (10 * 1024 * 1024 + 1))
+    with pytest.raises(DocumentError, match=r"over the limit of 10 MiB \(RAG_MAX_FILE_BYTES\)"):
+        read_bytes(big, 10 * 1024 * 1024)

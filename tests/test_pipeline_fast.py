@@ -86,3 +86,74 @@ def test_ask_cites_exact_sentences_or_abstains(fast):
         if not a.abstained:
             assert citations_are_valid(a.text, a.citations)
             assert all(c.quote in c.passage for c in a.citations)
+
+
+def test_folder_ingest_takes_pages_only_and_never_follows_links_out(fast, tmp_path):
+    pages, s = fast
+    outside = tmp_path / "secret.txt"
+    outside.write_text("root:x:0:0:root:/root:/bin/bash\n관리자 비밀번호는 1234이다.\n", encoding="utf-8")
+    (pages / "passwd").write_text("no extension: not a page\n", encoding="utf-8")
+    (pages / "notes.md").write_text("# markdown\n", encoding="utf-8")
+    (pages / "link.txt").symlink_to(outside)
+    report = ingest_paths([pages], s)
+    by_path = {r.path.rsplit("/", 1)[-1]: r for r in report.files}
+    assert by_path["link.txt"].status == "skipped" and "not followed" in by_path["link.txt"].message
+    assert by_path["passwd"].status == "skipped" and by_path["notes.md"].status == "skipped"
+    assert report.count("new") == 2 and report.to_dict()["skipped"] == 3 and not report.failed
+    everything = " ".join(r.text for r in get_store(s, get_embedder(s)).all_records("chunks"))
+    assert "root:x" not in everything and "비밀번호" not in everything
+
+
+def test_doctor_names_sentences_from_another_version(fast):
+    from ingest.doctor import check_store
+
+    pages, s = fast
+    ingest_paths([pages], s)
+    store = get_store(s, get_embedder(s))
+    store._open()
+    got = store._sentences.get(where={"article_id": "ferry"}, include=["metadatas"])
+    store._sentences.update(ids=got["ids"][:1], metadatas=[{**got["metadatas"][0], "raw_hash": "older"}])
+    report = check_store(s)
+    assert not report.ok
+    assert any("1 of its" in p and "another version" in p for p in report.problems), report.problems
+    assert not any("stored," in p and "expected" in p for p in report.problems)  # not "3 stored, 3 expected"
+    assert check_store(s, repair=True).repairs and check_store(s).ok
+
+
+def test_an_unusable_store_folder_is_named_in_one_line(tmp_path, capsys):
+    from rag.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    rc = main(["ingest", str(tmp_path), "--store", str(blocker / "store")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0 and len(err) == 1 and "RAG_STORE=" in err[0] and "cannot create or write" in err[0]
+
+
+def test_a_file_with_a_stored_name_from_elsewhere_does_not_replace_it(fast, tmp_path):
+    pages, s = fast
+    ingest_paths([pages], s)
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "ferry.txt").write_text("다른 출처의 다른 글이다. 여객선과는 관계가 없다고 밝혔다.\n" * 3, encoding="utf-8")
+    report = ingest_paths([other / "ferry.txt"], s)
+    assert report.failed and "already stored from" in report.files[0].message and "--replace" in report.files[0].message
+    texts = [r.text for r in get_store(s, get_embedder(s)).all_records("chunks") if r.article_id == "ferry"]
+    assert any("여객선 운항" in t for t in texts)  # the stored article is untouched
+    replaced = ingest_paths([other / "ferry.txt"], s, replace=True)
+    assert replaced.count("changed") == 1
+
+
+def test_an_upload_with_a_stored_name_becomes_a_new_article(fast, tmp_path):
+    from ui.app import _fresh_upload_path
+
+    pages, s = fast
+    ingest_paths([pages], s)
+    store = get_store(s, get_embedder(s))
+    uploads = tmp_path / "uploads"
+    uploads.mkdir()
+    assert _fresh_upload_path(uploads, "new-story.txt", store).name == "new-story.txt"
+    first = _fresh_upload_path(uploads, "ferry.txt", store)
+    assert first.name == "ferry-2.txt"  # "ferry" is a stored article: the upload does not replace it
+    first.write_text("x", encoding="utf-8")
+    assert _fresh_upload_path(uploads, "ferry.txt", store).name == "ferry-3.txt"

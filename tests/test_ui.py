@@ -21,11 +21,25 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts" / "ui"
 
 
-def test_markdown_escaping_keeps_markers_as_links():
-    out = chat_markdown("<script>alert(1)</script> **굵게** 평택 [1] [2]")
+def _cite(n: int, quote: str):
+    from rag.types import Citation
+
+    return Citation(n, "a", "a-0", "t", None, None, quote, 0, len(quote), quote, 0)
+
+
+def test_markdown_escaping_keeps_our_markers_as_links():
+    out = chat_markdown("<script>alert(1)</script> **굵게** 평택 [1] [2]", (_cite(1, "평택"), _cite(2, "굵게")))
     assert "<script>" not in out and "&lt;script&gt;" in out
     assert "\\*\\*" in out
     assert "[[1]](#src-1)" in out and "[[2]](#src-2)" in out
+
+
+def test_markers_inside_article_text_are_not_links():
+    quote = "회의록 [7] 참조라고 적힌 문장이다."
+    out = chat_markdown(f"{quote} [1]", (_cite(1, quote),))
+    assert "[[1]](#src-1)" in out and "#src-7" not in out and "\\[7\\]" in out
+    assert "#src-3" not in chat_markdown("본문 [3] 이다 [1]", (_cite(1, "본문 [3] 이다"),))
+    assert "#src" not in chat_markdown("스트리밍 중인 글 [1]")  # no citations yet: no links
 
 
 def test_upload_names_stay_in_the_folder():
@@ -33,6 +47,14 @@ def test_upload_names_stay_in_the_folder():
         name = safe_upload_name(bad)
         assert "/" not in name and "\\" not in name and not name.startswith(".")
     assert safe_upload_name("기사 1.txt") == "기사_1.txt"
+    long = safe_upload_name("가" * 200 + ".html")
+    assert len(long) == 120 and long.endswith(".html")  # the extension survives the cut
+
+
+def test_form_text_loses_lone_surrogates():
+    from ui.app import plain_text
+
+    assert plain_text("\ud800질문\udfff?") == "질문?" and plain_text(None) == ""
 
 
 def test_exposure_rules():
@@ -179,7 +201,7 @@ def test_feedback_is_appended_to_jsonl(page, server):
     from playwright.sync_api import expect
 
     _ask(page, "최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", "[1]", "feedback")
-    feedback = server["store"].parent / "feedback.jsonl"
+    feedback = server["store"] / "feedback.jsonl"  # each store keeps its own
     before = feedback.read_text(encoding="utf-8").splitlines() if feedback.exists() else []
     page.get_by_role("button", name="Like").last.click()
     expect(page.get_by_text("feedback saved")).to_be_visible(timeout=20_000)
@@ -222,3 +244,15 @@ def test_fifty_concurrent_questions_through_the_api(server):
         assert out["language"] == lang and out["text"] == alone[question]
     p50, p95 = statistics.median(latencies), latencies[int(0.95 * len(latencies)) - 1]
     print(f"50 concurrent questions: p50 {p50:.0f} ms, p95 {p95:.0f} ms")
+
+
+@pytest.mark.slow
+def test_api_checks_k_and_survives_a_lone_surrogate(server):
+    from gradio_client import Client
+
+    client = Client(server["url"], verbose=False)
+    for bad in (10**12, -1, -100, 2.5):
+        out = client.predict("올트먼은 누구를 만났나?", bad, api_name="/ask")
+        assert "error" in out and "whole number from 1 to 200" in out["error"], out
+    out = client.predict("\ud800올트먼은 누구를 만났나?", 0, api_name="/ask")
+    assert "error" not in out and out["question"] == "올트먼은 누구를 만났나?"

@@ -26,6 +26,7 @@ EXAMPLES = [
 ]
 UPLOAD_SUFFIXES = (".txt", ".html", ".htm")
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+MAX_K = 200  # the most passages one question may ask for (RAG_K's own limit)
 CSS = """
 .source-card {border:1px solid #ccc; border-radius:8px; padding:8px 12px; margin:8px 0;}
 .source-card:target {border-color:#2b6cb0; box-shadow:0 0 0 3px #bee3f8;}
@@ -34,23 +35,46 @@ CSS = """
 .meta {color:#555; font-size:0.9em;}
 """
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~])")
-_MARK = re.compile(r"\\\[(\d{1,2})\\\]")
 
 
 _LEAD = re.compile(r"^((?:According to the articles \(quoted in Korean\): )?)\*\*(.+?)\*\* — ")
 
 
-def chat_markdown(text: str) -> str:
-    """Answer text for the chat: escaped as plain text, with [n] turned into links to source cards;
-    the typed answer our extractive path puts first ("**9만319명** — ...") is shown in bold."""
-    def plain(t: str) -> str:
-        safe = _MD_SPECIAL.sub(r"\\\1", html.escape(t, quote=False))
-        return _MARK.sub(lambda m: f"[[{m.group(1)}]](#src-{m.group(1)})", safe)
+def chat_markdown(text: str, citations=()) -> str:
+    """Answer text for the chat: escaped as plain text; a "[n]" is a link to source card n only when
+    it is one of ours (n names one of ``citations`` and it stands outside the quoted article text:
+    a "[7]" inside an article is just text); the typed answer our extractive path puts first
+    ("**9만319명** — ...") is shown in bold."""
+    ours = {c.n for c in citations}
+    quoted = [(i, i + len(c.quote)) for c in citations if c.quote for i in _occurrences(text, c.quote)]
+
+    def plain(t: str, offset: int) -> str:
+        out, last = [], 0
+        for m in _RAW_MARK.finditer(t):
+            at = offset + m.start()
+            if int(m.group(1)) in ours and not any(s <= at < e for s, e in quoted):
+                out.append(_escape(t[last:m.start()]) + f"[[{m.group(1)}]](#src-{m.group(1)})")
+                last = m.end()
+        return "".join(out) + _escape(t[last:])
 
     m = _LEAD.match(text)
     if m:
-        return f"{plain(m.group(1))}**{plain(m.group(2))}** — {plain(text[m.end():])}"
-    return plain(text)
+        return f"{plain(m.group(1), 0)}**{plain(m.group(2), m.start(2))}** — {plain(text[m.end():], m.end())}"
+    return plain(text, 0)
+
+
+_RAW_MARK = re.compile(r"\[(\d{1,2})\]")
+
+
+def _escape(t: str) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(t, quote=False))
+
+
+def _occurrences(text: str, sub: str):
+    i = text.find(sub)
+    while i >= 0:
+        yield i
+        i = text.find(sub, i + 1)
 
 
 def sources_html(answer: Answer | None) -> str:
@@ -85,10 +109,35 @@ def sources_html(answer: Answer | None) -> str:
 
 
 def safe_upload_name(name: str) -> str:
-    """A file name that cannot leave the upload folder (no dirs, no dots-only, safe characters)."""
+    """A file name that cannot leave the upload folder (no dirs, no dots-only, safe characters),
+    at most 120 characters with its extension kept."""
     base = Path(str(name).replace("\\", "/")).name
     base = re.sub(r"[^\w.\-가-힣]", "_", base).lstrip(".")
-    return base[:120] or "upload.txt"
+    if len(base) > 120:
+        stem, dot, ext = base.rpartition(".")
+        ext = f".{ext}" if dot and len(ext) <= 10 else ""
+        base = (stem if dot else base)[: 120 - len(ext)] + ext
+    return base or "upload.txt"
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def plain_text(value) -> str:
+    """Text from a form field or API argument: a string without lone surrogates (which no JSON
+    response can carry), anything else as empty."""
+    return _SURROGATE.sub("", value) if isinstance(value, str) else ""
+
+
+def _fresh_upload_path(folder: Path, name: str, store) -> Path:
+    """Where an upload goes: its own name, unless a stored article or an earlier upload already has
+    it (an upload is always a new article; replacing one is `rag ingest --replace`)."""
+    stem, suffix = Path(name).stem, Path(name).suffix
+    candidate, n = folder / name, 1
+    while candidate.exists() or store.article_state(candidate.stem) is not None:
+        n += 1
+        candidate = folder / f"{stem}-{n}{suffix}"
+    return candidate
 
 
 class FeedbackLog:
@@ -117,8 +166,9 @@ def build_app(settings: Settings):
     from rag.qa import ask, ask_stream
     from rag.store import get_store
 
-    feedback = FeedbackLog(settings.store_dir.parent / "feedback.jsonl")
-    upload_dir = settings.store_dir.parent / "uploads"
+    # each store keeps its own uploads and feedback (stores sharing a parent folder share nothing)
+    feedback = FeedbackLog(settings.store_dir / "feedback.jsonl")
+    upload_dir = settings.store_dir / "uploads"
     ingest_lock = threading.Lock()
     mode_note = (f"LLM: `{settings.llm_model}` at {settings.llm_base_url}" if settings.llm_configured
                  else "extractive (offline; no LLM configured)")
@@ -133,7 +183,7 @@ def build_app(settings: Settings):
     def respond(message, chat, answers, pubs, since, until, k, mode):
         chat = list(chat or [])
         answers = list(answers or [])
-        text = message if isinstance(message, str) else ""
+        text = plain_text(message)
         chat.append({"role": "user", "content": chat_markdown(text[:500] + ("…" if len(text) > 500 else ""))})
         history = [(a.question, a.text) for a in answers if a is not None][-3:]
         filters = {"publisher": pubs or None, "since": (since or "").strip() or None, "until": (until or "").strip() or None}
@@ -155,7 +205,7 @@ def build_app(settings: Settings):
             yield "", chat, answers, f"<div class='abstain'>{html.escape(str(e))}</div>"
             return
         prefix = "**Not found** · " if answer.abstained else ""
-        chat[-1] = {"role": "assistant", "content": prefix + chat_markdown(answer.text)}
+        chat[-1] = {"role": "assistant", "content": prefix + chat_markdown(answer.text, answer.citations)}
         answers.append(answer)
         yield "", chat, answers, sources_html(answer)
 
@@ -171,6 +221,7 @@ def build_app(settings: Settings):
         if not files:
             return "Choose .txt or .html files first.", gr.update()
         upload_dir.mkdir(parents=True, exist_ok=True)
+        store = get_store(settings, get_embedder(settings))
         rows, accepted = [], []
         for f in files:
             src = Path(getattr(f, "name", f))
@@ -181,7 +232,10 @@ def build_app(settings: Settings):
             if src.stat().st_size > MAX_UPLOAD_BYTES:
                 rows.append(f"| {html.escape(name)} | failed | larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB |")
                 continue
-            dest = upload_dir / name
+            dest = _fresh_upload_path(upload_dir, name, store)
+            if dest.name != name:
+                rows.append(f"| {html.escape(name)} | renamed | an article named {html.escape(Path(name).stem)} is "
+                            f"already stored; this one is added as {html.escape(dest.name)} |")
             shutil.copyfile(src, dest)
             accepted.append(dest)
         if accepted:
@@ -190,6 +244,8 @@ def build_app(settings: Settings):
             for r in report.files:
                 msg = r.message or f"{r.chunks} chunks"
                 rows.append(f"| {html.escape(Path(r.path).name)} | {r.status} | {html.escape(msg)} |")
+                if r.status == "failed":  # a rejected upload is not kept
+                    Path(r.path).unlink(missing_ok=True)
         table = "| file | result | detail |\n|---|---|---|\n" + "\n".join(rows)
         return table, gr.update(choices=publishers())
 
@@ -224,7 +280,10 @@ def build_app(settings: Settings):
         def api_ask(question: str, k: int = 0) -> dict:
             """One question in, the Answer as JSON out (errors as {"error": message}); k=0: RAG_K."""
             try:
-                return ask(question, k=int(k) or settings.k, settings=settings).to_dict()
+                if isinstance(k, bool) or not isinstance(k, (int, float)) or k != int(k) or not 0 <= k <= MAX_K:
+                    return {"error": f"k={k!r}: the number of passages must be a whole number from 1 to {MAX_K} "
+                                     "(0 for the configured RAG_K)"}
+                return ask(plain_text(question), k=int(k) or settings.k, settings=settings).to_dict()
             except RagError as e:
                 return {"error": str(e)}
 
@@ -250,8 +309,9 @@ def check_exposure(host: str, user: str | None, password: str | None) -> tuple[s
 
 
 def launch(settings: Settings, *, host: str = "127.0.0.1", port: int = 7860, user: str | None = None,
-           password: str | None = None) -> None:
-    """Serve the page (blocks). Loopback by default; never a public share link."""
+           password: str | None = None, announce=None) -> None:
+    """Serve the page (blocks). Loopback by default; never a public share link. ``announce(line)`` is
+    told where it serves once every start-up check has passed, not before."""
     auth = check_exposure(host, user, password)
     from rag.embed import get_embedder
     from rag.qa import warm_up
@@ -262,6 +322,8 @@ def launch(settings: Settings, *, host: str = "127.0.0.1", port: int = 7860, use
     # the page can add articles, so it owns the embedded store for writing while it runs
     get_store(settings, get_embedder(settings)).acquire_writer_lock()
     demo = build_app(settings)
+    if announce:
+        announce(f"serving on http://{host}:{port} (store: {settings.chroma_url or settings.store_dir})")
     demo.queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, share=False, auth=auth, css=CSS, ssr_mode=False, quiet=True,
         footer_links=[], max_file_size=MAX_UPLOAD_BYTES)
