@@ -64,18 +64,24 @@ def article_id_for(path: Path) -> str:
 def clean_file(path: Path, settings: Settings, embedder: Embedder | None = None) -> CleanResult:
     """Read and clean one file (``rag clean`` uses this to show the audit)."""
     data = read_bytes(path, settings.max_file_bytes)
-    return clean_bytes(data, article_id_for(path), embedder, source_path=str(path))
+    return clean_bytes(data, article_id_for(path), embedder, source_path=str(path), max_chars=settings.max_page_chars)
 
 
 def clean_bytes(data: bytes, article_id: str, embedder: Embedder | None, source_path: str | None = None,
-                name: str | None = None, clean: bool = True) -> CleanResult:
+                name: str | None = None, clean: bool = True, max_chars: int | None = None) -> CleanResult:
+    """Decode and clean one page; a page of more than ``max_chars`` characters is refused before any
+    analysis (the work per file stays bounded: RAG_MAX_PAGE_CHARS)."""
     name = name or source_path or article_id
+    text = decode(data, name)
+    if max_chars is not None and len(text) > max_chars:
+        raise DocumentError(f"{name}: the page holds {len(text):,} characters, over the limit of {max_chars:,} "
+                            "(RAG_MAX_PAGE_CHARS); a news page is far shorter")
     if not clean:
-        return raw_article(decode(data, name), article_id, source_path)
+        return raw_article(text, article_id, source_path)
     # the similarity feature embeds candidate sentences once: the embedder's memo hands the same
     # vectors to the sentence records, so a kept sentence is not embedded again
     embed = embedder.embed_passages if embedder is not None else None
-    return clean_page(read_page(data, name), article_id, embed=embed, source_path=source_path)
+    return clean_page(read_page(text, name), article_id, embed=embed, source_path=source_path)
 
 
 def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool = False, clean: bool = True,
@@ -214,7 +220,7 @@ def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embed
     if state is not None and state.complete and state.raw_hash == raw_hash:
         return FileResult(str(path), article_id, "unchanged", len(state.chunk_ids))
     with stages("clean"):
-        cleaned = clean_bytes(data, article_id, embedder, source_path=source, clean=clean)
+        cleaned = clean_bytes(data, article_id, embedder, source_path=source, clean=clean, max_chars=settings.max_page_chars)
     article = cleaned.article
     with stages("split"):
         sentences = article_sentences(article)

@@ -47,6 +47,7 @@ class Settings:
     k: int = Field(10, ge=1, le=200)  # passages retrieved (answers are chosen among their sentences)
     max_file_bytes: int = Field(10 * 1024 * 1024, ge=1, le=10**12)
     max_question_chars: int = Field(2000, ge=10, le=1_000_000)
+    max_page_chars: int = Field(300_000, ge=1000, le=100_000_000)  # a page's text (news pages run 5k-50k)
     abstain_threshold: Optional[float] = Field(None, ge=0.0, le=1.0)  # None: the one fitted with the ranker
     answer_mode: Literal["auto", "extractive", "llm"] = "auto"
     llm_base_url: Optional[str] = None
@@ -130,6 +131,7 @@ class _Environment(BaseSettings):
     k: Optional[int] = None
     max_file_bytes: Optional[int] = None
     max_question_chars: Optional[int] = None
+    max_page_chars: Optional[int] = None
     abstain_threshold: Optional[float] = None
     answer_mode: Optional[str] = None
     llm_base_url: Optional[str] = None

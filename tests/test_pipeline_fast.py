@@ -157,3 +157,17 @@ def test_an_upload_with_a_stored_name_becomes_a_new_article(fast, tmp_path):
     assert first.name == "ferry-2.txt"  # "ferry" is a stored article: the upload does not replace it
     first.write_text("x", encoding="utf-8")
     assert _fresh_upload_path(uploads, "ferry.txt", store).name == "ferry-3.txt"
+
+
+def test_a_huge_paragraph_is_cut_before_kiwi_and_an_oversized_page_refused(fast, tmp_path):
+    from ingest.blocks import MAX_BLOCK_CHARS, text_page
+
+    paragraph = "".join(f"가람시는 {i}번째 도서관을 짓는다고 밝혔다. " for i in range(400))  # one line, ~10k chars
+    page = text_page("가람일보\n" + paragraph + "\n")
+    assert len(page.blocks) > 3 and max(len(b.text) for b in page.blocks) <= MAX_BLOCK_CHARS
+    assert "".join(b.text for b in page.blocks[1:]).replace(" ", "") == paragraph.replace(" ", "")
+    pages, s = fast
+    big = tmp_path / "big.txt"
+    big.write_text("가" * (s.max_page_chars + 1), encoding="utf-8")
+    report = ingest_paths([big], s)
+    assert report.failed and "RAG_MAX_PAGE_CHARS" in report.files[0].message

@@ -22,6 +22,7 @@ CASES = {
     "RAG_K": (10, "20", 20, "99999999999999999999"),
     "RAG_MAX_FILE_BYTES": (10 * 1024 * 1024, "1000", 1000, "-5"),
     "RAG_MAX_QUESTION_CHARS": (2000, "500", 500, "3"),
+    "RAG_MAX_PAGE_CHARS": (300_000, "50000", 50000, "10"),
     "RAG_ABSTAIN_THRESHOLD": (None, "0.4", 0.4, "1.5"),
     "RAG_ANSWER_MODE": ("auto", "extractive", "extractive", "generative"),
     "RAG_LLM_BASE_URL": (None, "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", None),

@@ -291,7 +291,9 @@ def build_app(settings: Settings):
         msg.submit(respond, [msg, chatbot, answers_state, pubs, since, until, k, mode],
                    [msg, chatbot, answers_state, sources])
         chatbot.like(on_like, [answers_state], [feedback_note])
-        add.click(add_files, [files], [ingest_result, pubs])
+        # uploads run one at a time in their own queue, so a long ingest never holds the workers
+        # that answer questions
+        add.click(add_files, [files], [ingest_result, pubs], concurrency_limit=1, concurrency_id="uploads")
     return demo
 
 
