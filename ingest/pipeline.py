@@ -138,7 +138,10 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
         with stages("prune"):
             results.extend(_prune(store))
     with stages("keyword_index"):
-        store.keyword_index()  # rebuild and save now rather than on the first question
+        try:
+            store.keyword_index()  # rebuild and save now rather than on the first question
+        except RagError as e:  # the store went away: every file already says so; the next run rebuilds it
+            log.warning("keyword index not rebuilt: %s", e)
     return IngestReport(tuple(results), written, time.perf_counter() - started, embedder.seconds - model_seconds,
                         stages.report())
 

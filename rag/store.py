@@ -33,6 +33,30 @@ __all__ = ["ArticleRecords", "ArticleState", "ArticleStore", "StoredArticle", "S
 log = logging.getLogger(__name__)
 SCHEMA = 1
 _PAGE = 5000
+# Waits between tries of a call to a Chroma server that does not answer (about 15 s in all); after
+# that the call fails with a StoreError, and further calls fail at once for UNREACHABLE_S seconds.
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
+UNREACHABLE_S = 30.0
+
+
+class _Retrying:
+    """A Chroma client or collection whose calls are retried with backoff when the server does not
+    answer, then fail with one readable StoreError instead of a transport traceback."""
+
+    def __init__(self, target, store: "ArticleStore") -> None:
+        self._target = target
+        self._store = store
+
+    def __getattr__(self, name):
+        attr = getattr(self._target, name)
+        if not callable(attr):
+            return attr
+
+        def call(*args, **kwargs):
+            out = self._store._retry(lambda: attr(*args, **kwargs))
+            return _Retrying(out, self._store) if hasattr(out, "upsert") and hasattr(out, "query") else out
+
+        return call
 
 
 class ArticleStore:
@@ -49,6 +73,32 @@ class ArticleStore:
         self.terms = TermCollections(self._opened_client, settings.collection, self._lock, self.acquire_writer_lock)
         self._keywords = KeywordCache(self._keyword_dir(), self._keyword_records)
         self._writer_lock = None
+        self._unreachable_until = 0.0
+
+    def _retry(self, call):
+        """``call()``, tried again with backoff while the Chroma server does not answer."""
+        import time
+
+        import httpx
+
+        if time.monotonic() < self._unreachable_until:
+            raise StoreError(f"the Chroma server at {self.settings.chroma_url} is unreachable (RAG_CHROMA_URL); "
+                             "start it, or check the address")
+        for attempt, delay in enumerate((*RETRY_DELAYS, None)):
+            try:
+                return call()
+            except (httpx.TransportError, ValueError) as e:
+                # chromadb's client says "Could not connect to a Chroma server" as a ValueError
+                if not isinstance(e, httpx.TransportError) and "connect" not in str(e).lower():
+                    raise
+                if delay is None:
+                    self._unreachable_until = time.monotonic() + UNREACHABLE_S
+                    raise StoreError(f"the Chroma server at {self.settings.chroma_url} is unreachable "
+                                     f"(RAG_CHROMA_URL; {e}); start it, or check the address") from None
+                if attempt == 0:
+                    log.warning("the Chroma server at %s does not answer (%s); trying again for %.0f s",
+                                self.settings.chroma_url, e, sum(RETRY_DELAYS))
+                time.sleep(delay)
 
     # ---- opening -------------------------------------------------------------------------------
     def _open(self):
@@ -66,8 +116,9 @@ class ArticleStore:
                     from urllib.parse import urlparse
 
                     url = urlparse(self.settings.chroma_url)
-                    client = chromadb.HttpClient(host=url.hostname, port=url.port or 8000,
-                                                 ssl=url.scheme == "https", settings=chroma_settings)
+                    client = _Retrying(self._retry(lambda: chromadb.HttpClient(
+                        host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https",
+                        settings=chroma_settings)), self)
                 else:
                     make_store_dir(self.settings.store_dir)
                     client = chromadb.PersistentClient(path=str(self.settings.store_dir),

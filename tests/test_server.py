@@ -119,3 +119,31 @@ def test_ui_workers_and_a_concurrent_ingest_share_one_server(chroma_server, tmp_
             proc.terminate()
         for _, proc, _ in workers:
             proc.wait(timeout=30)
+
+
+def test_a_chroma_server_outage_fails_each_file_in_one_line_with_the_summary(tmp_path):
+    """The server dies mid-way: ingest retries for a while, then every file fails with one line, the
+    usual summary is printed, and no traceback reaches the user."""
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
+    port = free_port()
+    log = tmp_path / "chroma.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen([chroma, "run", "--path", str(tmp_path / "data"), "--host", "127.0.0.1", "--port", str(port)],
+                                env=ENV, stdout=fh, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/api/v2/heartbeat", proc, log)
+    env = {**ENV, "RAG_CHROMA_URL": url, "RAG_STORE": str(tmp_path / "local")}
+    pages = tmp_path / "pages"
+    shutil.copytree(SEEDS, pages)
+    first = subprocess.run([sys.executable, "-m", "rag", "ingest", str(pages / "003_a5253bb998f2131f.txt")], env=env,
+                           capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr
+    proc.terminate()
+    proc.wait(timeout=20)
+    out = subprocess.run([sys.executable, "-m", "rag", "ingest", str(pages)], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 1
+    assert "Traceback" not in out.stderr and len(out.stderr.splitlines()) <= 8, out.stderr
+    failed = [line for line in out.stderr.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 5 and all("unreachable" in line and "RAG_CHROMA_URL" in line for line in failed)
+    assert "documents: 0 new, 0 changed, 0 unchanged, 5 failed" in out.stdout
