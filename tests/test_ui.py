@@ -256,3 +256,35 @@ def test_api_checks_k_and_survives_a_lone_surrogate(server):
         assert "error" in out and "whole number from 1 to 200" in out["error"], out
     out = client.predict("\ud800올트먼은 누구를 만났나?", 0, api_name="/ask")
     assert "error" not in out and out["question"] == "올트먼은 누구를 만났나?"
+
+
+@pytest.mark.slow
+def test_login_backs_off_per_address(tmp_path):
+    """200 wrong passwords in two seconds were all answered; now each address is made to wait."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "RAG_UI_USER": "editor", "RAG_UI_PASSWORD": "correct horse"}
+    log = (tmp_path / "ui.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "rag", "ui", "--port", str(port), "--store", str(tmp_path / "store")],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/", proc, tmp_path / "ui.log")
+
+        def login(password: str) -> int:
+            data = urllib.parse.urlencode({"username": "editor", "password": password}).encode()
+            try:
+                return urllib.request.urlopen(urllib.request.Request(url + "/login", data=data), timeout=10).status
+            except urllib.error.HTTPError as e:
+                return e.code
+
+        assert login("correct horse") == 200
+        codes = [login(f"guess {i}") for i in range(20)]
+        assert codes[:3] == [400, 400, 400] and codes.count(429) >= 15  # refused without being checked
+        assert login("correct horse") == 429  # even the right password waits its turn
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)

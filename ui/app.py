@@ -297,6 +297,50 @@ def build_app(settings: Settings):
     return demo
 
 
+class LoginThrottle:
+    """Back-off per client address for the page's login: after FREE_FAILURES wrong passwords, each
+    further try must wait twice as long as the last (up to MAX_WAIT_S); a right one clears the count.
+    ASGI middleware on the Gradio app, whose own login has no rate limit."""
+
+    FREE_FAILURES = 3
+    MAX_WAIT_S = 300.0
+
+    def __init__(self, app) -> None:
+        self.app = app
+        self._failures: dict[str, tuple[int, float]] = {}  # address -> (failures, earliest next try)
+        self._lock = threading.Lock()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope.get("method") != "POST" or not scope.get("path", "").rstrip("/").endswith("/login"):
+            return await self.app(scope, receive, send)
+        address = (scope.get("client") or ("?", 0))[0]
+        now = time.monotonic()
+        with self._lock:
+            failures, not_before = self._failures.get(address, (0, 0.0))
+        if now < not_before:
+            wait = int(not_before - now) + 1
+            body = json.dumps({"detail": f"too many failed logins from {address}; try again in {wait} s"}).encode()
+            await send({"type": "http.response.start", "status": 429,
+                        "headers": [(b"content-type", b"application/json"), (b"retry-after", str(wait).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        status = {}
+
+        async def watch(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        await self.app(scope, receive, watch)
+        with self._lock:
+            if status.get("code") == 200:
+                self._failures.pop(address, None)
+            elif status.get("code") in (400, 401):
+                failures += 1
+                wait = 0.0 if failures < self.FREE_FAILURES else min(2.0 ** (failures - self.FREE_FAILURES), self.MAX_WAIT_S)
+                self._failures[address] = (failures, time.monotonic() + wait)
+
+
 def check_exposure(host: str, user: str | None, password: str | None) -> tuple[str, str] | None:
     """Loopback needs nothing; any other address needs credentials (RAG_UI_USER / RAG_UI_PASSWORD)."""
     try:
@@ -326,6 +370,9 @@ def launch(settings: Settings, *, host: str = "127.0.0.1", port: int = 7860, use
     demo = build_app(settings)
     if announce:
         announce(f"serving on http://{host}:{port} (store: {settings.chroma_url or settings.store_dir})")
+    from starlette.middleware import Middleware
+
     demo.queue(default_concurrency_limit=4).launch(
         server_name=host, server_port=port, share=False, auth=auth, css=CSS, ssr_mode=False, quiet=True,
+        app_kwargs={"middleware": [Middleware(LoginThrottle)]},
         footer_links=[], max_file_size=MAX_UPLOAD_BYTES)
