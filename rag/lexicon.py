@@ -114,3 +114,12 @@ PLACE_SUFFIXES = ("특별시", "광역시", "특별자치시", "특별자치도"
 ORG_SUFFIXES = ("부", "처", "청", "원", "위원회", "공사", "공단", "협회", "재단", "연구원", "연구소", "은행", "그룹", "전자", "대학교",
                 "대학", "병원", "구단", "학교", "증권", "보험", "건설", "통신", "방송", "일보", "신문", "뉴스", "연맹", "조합", "센터",
                 "法人", "법인", "회사", "기업", "당", "본부", "사령부", "경찰서", "소방서", "법원", "검찰청")
+
+# ---- follow-ups ------------------------------------------------------------------------------
+# Words that tie a question to the one before it: continuation markers at the start, and pronouns
+# or demonstratives that point back ("그 사람", "거기", "what about", "he", "that company").
+FOLLOWUP_START_KO = ("그럼", "그러면", "그리고", "또", "그밖에", "그 밖에", "그중", "그 중", "이어", "반면", "아울러", "그래서")
+ANAPHORS_KO = ("그", "그들", "그녀", "그곳", "거기", "그때", "당시", "해당", "이곳", "저곳", "그분", "그쪽", "그 사람", "그 회사",
+               "그 팀", "그 선수", "이 회사", "이 사람")
+FOLLOWUP_START_EN = ("and", "but", "also", "then", "so", "what about", "how about", "and what about")
+ANAPHORS_EN = ("he", "she", "they", "his", "her", "their", "them", "him", "there")  # "it", "that" point ahead as often

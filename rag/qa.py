@@ -15,7 +15,6 @@ import numpy as np
 from .embed import get_embedder
 from .errors import LLMError, QuestionError
 from .answer import ABSTAIN_TEXT
-from .korean import analyze
 from .question import question_language
 from .retrieve import HybridRetriever
 from .settings import Settings
@@ -24,7 +23,6 @@ from .types import Answer
 from .verify import verify_generated
 
 log = logging.getLogger(__name__)
-_FOLLOWUP = re.compile(r"^(그럼|그러면|그리고|또|and|what about|how about)\b|[은는]\?*$|^(그|그들|그녀|이|해당)\s", re.I)
 
 
 def clean_question(question: str, max_chars: int) -> str:
@@ -44,7 +42,8 @@ def clean_question(question: str, max_chars: int) -> str:
 
 def standalone_question(question: str, history: list[tuple[str, str]] | None, settings: Settings) -> str:
     """Turn a follow-up ("그럼 SK는?") into a standalone question: by the LLM when one is configured,
-    otherwise by carrying over the previous question's names that the follow-up does not replace."""
+    otherwise by carrying over the previous turn's context (``rag.followup``); a complete question is
+    left as it is."""
     if not history:
         return question
     if settings.use_llm:
@@ -54,27 +53,9 @@ def standalone_question(question: str, history: list[tuple[str, str]] | None, se
             return rewrite_followup(question, history, settings)
         except LLMError as e:
             log.warning("follow-up rewrite failed, carrying entities over instead: %s", e)
-    mine = analyze(question)
-    own = [m for m in mine if m.tag in ("NNG", "NNP", "SL", "SN", "VV", "VA")]
-    if len(own) > 4 and not _FOLLOWUP.search(question):
-        return question  # a full question of its own
-    previous = history[-1][0]
-    new_names = [m.form for m in mine if m.tag in ("NNP", "SL")]
-    # A follow-up that asks its own thing ("얼마 동안 진행됐나?") keeps it and borrows only the names;
-    # one that does not ("그럼 SK는?") borrows the previous question's ask as well.
-    asks_own = any(m.tag in ("VV", "VA") for m in mine) or bool(re.search(r"누구|어디|언제|몇|얼마|무엇|who|where|when|how|what", question, re.I))
-    carried, replaced = [], False
-    for m in analyze(previous):
-        if m.form in question:
-            continue
-        if m.tag in ("NNP", "SL", "SN"):
-            if new_names and not replaced and carried:
-                replaced = True  # the follow-up's own name takes this one's place
-                continue
-            carried.append(m.form)
-        elif not asks_own and m.tag in ("NNG", "VV", "VA", "NP"):
-            carried.append(m.form + ("다" if m.tag in ("VV", "VA") else ""))
-    return f"{question} ({' '.join(dict.fromkeys(carried))})" if carried else question
+    from .followup import carry_over
+
+    return carry_over(question, history)
 
 
 @dataclass
@@ -166,7 +147,10 @@ def extractive_candidates(p: Prepared):
     from .candidates import build_candidates
     from .question import analyze_question
 
-    q = analyze_question(p.standalone)
+    # the passages come from the standalone question; which sentence answers is read from the
+    # question as asked (a follow-up's borrowed context finds the article, it is not what is asked)
+    q = analyze_question(p.question)
+    q_vec = p.q_vec if p.standalone == p.question else p.embedder.embed_queries([p.question])[0]
     svecs = p.store.sentence_vectors_for([h.chunk for h in p.hits])
     index = p.store.keyword_index()
     n = max(1, len(index.ids))
@@ -175,7 +159,7 @@ def extractive_candidates(p: Prepared):
         return math.log(1.0 / max(index.passage_share(term), 1.0 / n))
 
     forms = _english_forms(p, q) if q.language == "en" else None
-    cands, X = build_candidates(q, p.q_vec, p.hits, svecs, idf, forms)
+    cands, X = build_candidates(q, q_vec, p.hits, svecs, idf, forms)
     return q, cands, X
 
 

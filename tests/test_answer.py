@@ -142,3 +142,27 @@ def test_answer_text_leads_with_the_span():
     plain = Candidate(0, hit, 0, 10, "불은 40분간 탔다.")
     assert extractive_text([plain], analyze_question("불은 어땠나?")) == "불은 40분간 탔다. [1]"
     assert ABSTAIN_TEXT["en"] and ABSTAIN_TEXT["ko"]
+
+
+@pytest.mark.parametrize("question, followup", [
+    ("그럼 SK는?", True), ("무역수지는?", True), ("그 사람은 언제 취임했어?", True), ("And the trade balance?", True),
+    ("What did he say about the budget?", True), ("What about Busan?", True),
+    ("가람시 도서관의 총사업비는 얼마인가?", False), ("수정안 반대 토론에서 비판한 의원은?", False),  # ends on 은/는 yet complete
+    ("How many households will the complex have once it is rebuilt?", False),
+])
+def test_which_questions_are_followups(question, followup):
+    from rag.followup import is_followup
+
+    assert is_followup(question) is followup
+
+
+def test_a_followup_borrows_context_not_the_ask_and_a_complete_question_stays():
+    from rag.followup import carry_over
+
+    history = [("가람시 4월 시의회에서 예산안을 낸 의원은 누구야?", "**도혜린** — 도혜린 의원이 예산안을 냈다. [1]")]
+    assert carry_over("그럼 5월에는?", history) == "그럼 5월에는? (가람)"  # the month is replaced, not carried
+    assert carry_over("그 사람은 어느 정당이야?", history).startswith("그 사람은 어느 정당이야? (도혜린")
+    complete = "나래군 여객선 정원은 몇 명인가?"
+    assert carry_over(complete, history) == complete
+    en = carry_over("And what about May?", [("Who proposed the Garam budget in April?", "x [1]")])
+    assert "Garam" in en and "April" not in en and "proposed" not in en  # May replaces April

@@ -143,3 +143,19 @@ def test_shipped_corpus_is_valid_built_and_has_the_promised_shape(tmp_path):
     assert {p.name: p.read_bytes() for p in (root / "pages").iterdir()} == {p.name: p.read_bytes() for p in (tmp_path / "pages").iterdir()}
     gold = [json.loads(line) for line in (root / "gold.jsonl").read_text(encoding="utf-8").splitlines()]
     assert Counter(g["split"] for g in gold) == Counter(counts["questions_by_split"])
+
+
+def test_conversations_are_valid():
+    """eval/corpus/conversations.jsonl: every turn's evidence is in its source page, follow-ups and
+    complete new second turns both present."""
+    from eval.conversations import load
+    from eval.runner import norm, page_text
+
+    root = ROOT / "eval" / "corpus"
+    convs = load(root / "conversations.jsonl", None)
+    assert len(convs) >= 12 and {c["second_turn"] for c in convs} == {"followup", "new"}
+    for c in convs:
+        assert len(c["turns"]) == 2
+        for turn in c["turns"]:
+            page = norm(page_text(next((root / "pages").glob(turn["sources"][0] + ".*"))))
+            assert turn["answers"] and all(norm(e) in page for e in turn["evidence"]), (c["id"], turn["question"])

@@ -288,3 +288,15 @@ def test_login_backs_off_per_address(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_history_comes_from_the_chat_sent():
+    from ui.app import history_from_chat
+
+    chat = [{"role": "user", "content": chat_markdown("올트먼은 어디를 방문했나?")},
+            {"role": "assistant", "content": chat_markdown("평택 공장이다. [1]", (_cite(1, "평택 공장이다."),))},
+            {"role": "user", "content": [{"type": "text", "text": "그럼 SK는?"}]},
+            {"role": "assistant", "content": "**Not found** · " + chat_markdown("제공된 기사에서 답을 찾을 수 없습니다.")}]
+    assert history_from_chat(chat) == [("올트먼은 어디를 방문했나?", "평택 공장이다. [1]"),
+                                       ("그럼 SK는?", "제공된 기사에서 답을 찾을 수 없습니다.")]
+    assert history_from_chat([]) == [] and history_from_chat(None) == []

@@ -108,6 +108,31 @@ def sources_html(answer: Answer | None) -> str:
     return "\n".join(parts)
 
 
+def _message_text(content) -> str:
+    """A chat message's plain text (Gradio sends a string, or a list of parts with "text")."""
+    if isinstance(content, list):
+        content = " ".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    if isinstance(content, dict):
+        content = content.get("text", "")
+    text = html.unescape(str(content or ""))
+    text = re.sub(r"\[\[(\d{1,2})\]\]\(#src-\d{1,2}\)", r"[\1]", text)  # our citation links
+    text = re.sub(r"\\(.)", r"\1", text).replace("**Not found** · ", "")
+    return text.strip()
+
+
+def history_from_chat(chat) -> list[tuple[str, str]]:
+    """(question, answer) pairs of a chat as the client sent it (not a session's hidden state)."""
+    pairs, question = [], None
+    for m in chat or []:
+        role = m.get("role") if isinstance(m, dict) else None
+        if role == "user":
+            question = _message_text(m.get("content"))
+        elif role == "assistant" and question:
+            pairs.append((question, _message_text(m.get("content"))))
+            question = None
+    return pairs
+
+
 def safe_upload_name(name: str) -> str:
     """A file name that cannot leave the upload folder (no dirs, no dots-only, safe characters),
     at most 120 characters with its extension kept."""
@@ -185,7 +210,7 @@ def build_app(settings: Settings):
         answers = list(answers or [])
         text = plain_text(message)
         chat.append({"role": "user", "content": chat_markdown(text[:500] + ("…" if len(text) > 500 else ""))})
-        history = [(a.question, a.text) for a in answers if a is not None][-3:]
+        history = history_from_chat(chat[:-1])[-3:]  # the conversation the request carries
         filters = {"publisher": pubs or None, "since": (since or "").strip() or None, "until": (until or "").strip() or None}
         run_settings = replace(settings, answer_mode=mode if mode != "llm" or settings.llm_configured else "extractive")
         chat.append({"role": "assistant", "content": ""})
