@@ -124,7 +124,7 @@ def test_bad_inputs_fail_alone_and_keep_the_store(tmp_path, settings):
     assert report.failed
     after = _store(settings).articles()
     assert after["good"] == before["good"]
-    assert after["euckr"]["title"].startswith("LG에너지솔루션")
+    assert after["euckr"].title.startswith("LG에너지솔루션")
 
 
 def test_keyword_index_follows_the_store_across_restarts(seed_copy, settings):
