@@ -101,6 +101,7 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
     embedder = get_embedder(settings)
     store = get_store(settings, embedder)
     store.acquire_writer_lock()  # a second writer on an embedded store fails here, at once
+    store.count()  # and a store built with another embedder, or one that cannot be opened, here too
     files, results = collect_files(paths)
     results = list(results)
     seen_ids: dict[str, Path] = {}

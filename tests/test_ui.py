@@ -248,55 +248,27 @@ def test_fifty_concurrent_questions_through_the_api(server):
 
 @pytest.mark.slow
 def test_api_checks_k_and_survives_a_lone_surrogate(server):
+    import urllib.request
+
     from gradio_client import Client
 
     client = Client(server["url"], verbose=False)
     for bad in (10**12, -1, -100, 2.5):
         out = client.predict("올트먼은 누구를 만났나?", bad, api_name="/ask")
         assert "error" in out and "whole number from 1 to 200" in out["error"], out
-    out = client.predict("\ud800올트먼은 누구를 만났나?", 0, api_name="/ask")
-    assert "error" not in out and out["question"] == "올트먼은 누구를 만났나?"
-
-
-@pytest.mark.slow
-def test_login_backs_off_per_address(tmp_path):
-    """200 wrong passwords in two seconds were all answered; now each address is made to wait."""
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    port = free_port()
-    env = {**os.environ, "RAG_UI_USER": "editor", "RAG_UI_PASSWORD": "correct horse"}
-    log = (tmp_path / "ui.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "rag", "ui", "--port", str(port), "--store", str(tmp_path / "store")],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/", proc, tmp_path / "ui.log")
-
-        def login(password: str) -> int:
-            data = urllib.parse.urlencode({"username": "editor", "password": password}).encode()
-            try:
-                return urllib.request.urlopen(urllib.request.Request(url + "/login", data=data), timeout=10).status
-            except urllib.error.HTTPError as e:
-                return e.code
-
-        assert login("correct horse") == 200
-        codes = [login(f"guess {i}") for i in range(20)]
-        assert codes[:3] == [400, 400, 400] and codes.count(429) >= 15  # refused without being checked
-        assert login("correct horse") == 429  # even the right password waits its turn
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-
-
-def test_history_comes_from_the_chat_sent():
-    from ui.app import history_from_chat
-
-    chat = [{"role": "user", "content": chat_markdown("올트먼은 어디를 방문했나?")},
-            {"role": "assistant", "content": chat_markdown("평택 공장이다. [1]", (_cite(1, "평택 공장이다."),))},
-            {"role": "user", "content": [{"type": "text", "text": "그럼 SK는?"}]},
-            {"role": "assistant", "content": "**Not found** · " + chat_markdown("제공된 기사에서 답을 찾을 수 없습니다.")}]
-    assert history_from_chat(chat) == [("올트먼은 어디를 방문했나?", "평택 공장이다. [1]"),
-                                       ("그럼 SK는?", "제공된 기사에서 답을 찾을 수 없습니다.")]
-    assert history_from_chat([]) == [] and history_from_chat(None) == []
+    # a lone surrogate cannot even be encoded by Python clients; raw JSON ("\ud800") carries it
+    body = json.dumps({"data": ["\ud800올트먼은 누구를 만났나?", 0]}).encode("ascii")
+    req = urllib.request.Request(server["url"] + "gradio_api/call/ask", data=body,
+                                 headers={"Content-Type": "application/json"})
+    event = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]
+    stream = urllib.request.urlopen(server["url"] + f"gradio_api/call/ask/{event}", timeout=120).read().decode()
+    assert "event: complete" in stream and "event: error" not in stream, stream[:300]
+    data = json.loads(stream.split("data:", 1)[1].strip())[0]
+    assert "error" not in data and data["question"] == "올트먼은 누구를 만났나?"
+    # and through the chat's own endpoint, whose reply echoes the message back into the chat
+    body = json.dumps({"data": ["\ud800올트먼은 누구를 만났나?", [], None, "", "", 5, "extractive"]}).encode("ascii")
+    req = urllib.request.Request(server["url"] + "gradio_api/call/respond", data=body,
+                                 headers={"Content-Type": "application/json"})
+    event = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]
+    stream = urllib.request.urlopen(server["url"] + f"gradio_api/call/respond/{event}", timeout=120).read().decode()
+    assert "event: complete" in stream and "event: error" not in stream, stream[-300:]
