@@ -64,18 +64,28 @@ def _size(n: int) -> str:
 
 
 def _utf16_without_bom(data: bytes) -> str | None:
-    """UTF-16 text saved without a byte-order mark: the NUL bytes sit at every other position."""
+    """UTF-16 text saved without a byte-order mark: every NUL byte sits on one side of the byte
+    pairs, and the bytes are not UTF-8 (Korean in UTF-16 never is), or nearly every byte on that
+    side is NUL (ASCII in UTF-16). Anything else with NUL bytes is binary."""
     sample = data[:8192]
-    if len(sample) < 4:
+    if len(sample) < 4 or len(data) % 2:
         return None
-    for encoding, zeros in (("utf-16-le", sample[1::2]), ("utf-16-be", sample[0::2])):
-        if zeros.count(0) >= 0.3 * len(zeros):
-            try:
-                text = data.decode(encoding)
-            except UnicodeDecodeError:
-                continue
-            if _control_ratio(text) <= 0.05:
-                return text
+    try:
+        data.decode("utf-8")
+        utf8 = True
+    except UnicodeDecodeError:
+        utf8 = False
+    for encoding, side, other in (("utf-16-le", sample[1::2], sample[0::2]), ("utf-16-be", sample[0::2], sample[1::2])):
+        if other.count(0) or not side.count(0):
+            continue
+        if utf8 and side.count(0) < 0.9 * len(side):
+            continue
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if _control_ratio(text) <= 0.05:
+            return text
     return None
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from .candidates import Candidate
-from .question import Question, question_language  # noqa: F401  (re-exported for callers)
+from .question import Question
 from .spans import Span
 from .types import Citation
 

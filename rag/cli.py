@@ -253,7 +253,7 @@ def _cmd_ask(args, settings: Settings) -> int:
 
     settings = settings.with_(k=args.k, answer_mode=args.mode)
     q = clean_question(args.question, settings.max_question_chars)  # a bad question fails before any loading
-    from .answer import question_language
+    from .question import question_language
 
     warm_up(settings, english=question_language(q) == "en")
     filters = {"publisher": args.publisher, "since": args.since, "until": args.until}

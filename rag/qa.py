@@ -170,18 +170,26 @@ def _english_forms(p: Prepared, q) -> dict[str, frozenset[str]]:
     return {s.word.lower(): s.forms for s in slots}
 
 
-def _extractive(p: Prepared, settings: Settings, notice=None) -> Answer:
-    from .answer import citations_for, extractive_text
+def _ranked(p: Prepared, settings: Settings):
+    """The question read, its candidates ranked best first, the calibrated confidence in the best,
+    and whether that clears the threshold (the fitted one, unless RAG_ABSTAIN_THRESHOLD is set)."""
     from .ranker import ranker_model
 
-    t0 = time.perf_counter()
     q, cands, X = extractive_candidates(p)
     model = ranker_model()
     ranked = model.rank(cands, X)
     confidence = model.confidence_of(ranked)
-    p.timings["answer"] = (time.perf_counter() - t0) * 1000
     threshold = model.threshold if settings.abstain_threshold is None else settings.abstain_threshold
-    if not ranked or confidence < threshold:
+    return q, ranked, confidence, bool(ranked) and confidence >= threshold
+
+
+def _extractive(p: Prepared, settings: Settings, notice=None) -> Answer:
+    from .answer import citations_for, extractive_text
+
+    t0 = time.perf_counter()
+    q, ranked, confidence, answerable = _ranked(p, settings)
+    p.timings["answer"] = (time.perf_counter() - t0) * 1000
+    if not answerable:
         return _abstain(p, "extractive", notice, confidence)
     chosen = ranked[:1]
     return Answer(question=p.question, text=extractive_text(chosen, q), language=p.language,
@@ -234,18 +242,12 @@ def _ranked_for_llm(p: Prepared, settings: Settings):
     """The LLM answers from the same candidates the extractive path ranks: passages are ordered by
     their best sentence's score, and when the calibrated confidence is below the threshold the
     question is not sent at all (the articles do not hold the answer, whoever phrases it)."""
-    from .ranker import ranker_model
-
-    q, cands, X = extractive_candidates(p)
-    model = ranker_model()
-    ranked = model.rank(cands, X)
-    confidence = model.confidence_of(ranked)
+    _, ranked, confidence, answerable = _ranked(p, settings)
     best: dict[str, float] = {}
     for c in ranked:
         best.setdefault(c.hit.chunk.chunk_id, c.score)
     p.hits = sorted(p.hits, key=lambda h: -best.get(h.chunk.chunk_id, 0.0))
-    threshold = model.threshold if settings.abstain_threshold is None else settings.abstain_threshold
-    return confidence, confidence >= threshold
+    return confidence, answerable
 
 
 def _generative(p: Prepared, settings: Settings) -> Answer:

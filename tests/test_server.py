@@ -26,9 +26,8 @@ SEED_Q = ("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나
 NEW_Q = ("LG에너지솔루션이 원통형 배터리 공장을 짓기 시작한 곳은 어디인가?", "애리조나")
 
 
-@pytest.fixture(scope="module")
-def chroma_server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("chroma-server")
+def start_chroma(root: Path) -> tuple[subprocess.Popen, str]:
+    """A real `chroma run` server on a free loopback port, answering its heartbeat."""
     chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
     assert chroma, "the chroma command (installed with chromadb) is missing"
     port = free_port()
@@ -38,6 +37,12 @@ def chroma_server(tmp_path_factory):
                                 env=ENV, stdout=fh, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/api/v2/heartbeat", proc, log)
+    return proc, url
+
+
+@pytest.fixture(scope="module")
+def chroma_server(tmp_path_factory):
+    proc, url = start_chroma(tmp_path_factory.mktemp("chroma-server"))
     yield url
     proc.terminate()
     proc.wait(timeout=20)
@@ -124,14 +129,7 @@ def test_ui_workers_and_a_concurrent_ingest_share_one_server(chroma_server, tmp_
 def test_a_chroma_server_outage_fails_each_file_in_one_line_with_the_summary(tmp_path):
     """The server dies mid-way: ingest retries for a while, then every file fails with one line, the
     usual summary is printed, and no traceback reaches the user."""
-    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent)) or shutil.which("chroma")
-    port = free_port()
-    log = tmp_path / "chroma.log"
-    with log.open("wb") as fh:
-        proc = subprocess.Popen([chroma, "run", "--path", str(tmp_path / "data"), "--host", "127.0.0.1", "--port", str(port)],
-                                env=ENV, stdout=fh, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/api/v2/heartbeat", proc, log)
+    proc, url = start_chroma(tmp_path)
     env = {**ENV, "RAG_CHROMA_URL": url, "RAG_STORE": str(tmp_path / "local")}
     pages = tmp_path / "pages"
     shutil.copytree(SEEDS, pages)
