@@ -13,7 +13,7 @@ import numpy as np
 
 from rag.bridge import TERM_VERSION, store_terms
 from rag.embed import Embedder, get_embedder
-from rag.errors import DocumentError, RagError
+from rag.errors import DocumentError, EmbedderMismatchError, RagError, StoreError
 from rag.settings import Settings
 from rag.store import ArticleRecords, ArticleStore, get_store
 from rag.types import FileResult, IngestReport
@@ -101,7 +101,12 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
     embedder = get_embedder(settings)
     store = get_store(settings, embedder)
     store.acquire_writer_lock()  # a second writer on an embedded store fails here, at once
-    store.count()  # and a store built with another embedder, or one that cannot be opened, here too
+    try:
+        store.count()  # a store built with another embedder stops the run here, at once
+    except EmbedderMismatchError:
+        raise
+    except StoreError as e:  # unreachable: every file will say so, and the summary is printed
+        log.warning("%s", e)
     files, results = collect_files(paths)
     results = list(results)
     seen_ids: dict[str, Path] = {}
