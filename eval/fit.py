@@ -2,6 +2,7 @@
 
     python -m eval.fit cleaner [--corpus eval/corpus] [--split dev]   # -> ingest/cleaner_model.json
     python -m eval.fit ranker [--corpus eval/corpus] [--split dev]    # -> rag/ranker_model.json
+    python -m eval.fit chunkvec [--corpus eval/corpus] [--split dev]  # -> ingest/chunk_model.json
 
 Every weight and threshold the models use comes from here; run it again on your own labelled pages
 (same ``labels.jsonl`` format, see eval/corpus/README.md) to refit them. ``--cv`` also prints a
@@ -23,6 +24,7 @@ from rag.errors import RagError
 ROOT = Path(__file__).resolve().parent.parent
 CLEANER_OUT = ROOT / "ingest" / "cleaner_model.json"
 RANKER_OUT = ROOT / "rag" / "ranker_model.json"
+CHUNK_OUT = ROOT / "ingest" / "chunk_model.json"
 
 
 # ---- cleaner ---------------------------------------------------------------------------------
@@ -352,17 +354,93 @@ def fit_ranker(rows, C: float | None = None, folds: int = 5) -> tuple[dict, dict
     return model, report
 
 
+TITLE_GRID = (0.0, 0.25, 0.5, 1.0, 2.0)  # title weights tried for chunk vectors derived from sentences
+SENTENCE_WEIGHTS = ("equal", "length")  # how a chunk's sentences count in its vector
+
+
+def chunkvec_data(corpus, split: str | None, embed: "CachedEmbed"):
+    """The split's pages cleaned and chunked as ingest does, with their sentence and title vectors,
+    and its answerable gold questions' query vectors and evidence."""
+    from eval.runner import load_gold, norm
+    from ingest.chunk import article_sentences, chunk_article
+    from ingest.pipeline import article_id_for, clean_bytes
+    from rag.settings import Settings
+
+    class _Passages:  # cleaning's similarity feature, through the same memo
+        embed_passages = staticmethod(embed)
+
+    settings = Settings()
+    chunks, sent_rows, titles = [], [], []
+    for f in corpus.page_files(split):
+        article = clean_bytes(f.read_bytes(), article_id_for(f), _Passages(), source_path=str(f)).article
+        sentences = article_sentences(article)
+        if not sentences:
+            continue
+        vecs = embed([s.text for s in sentences])
+        title = embed([article.title])[0] if article.title else None
+        row = {(s.start, s.end): i for i, s in enumerate(sentences)}
+        for c in chunk_article(article, sentences, min(settings.chunk_chars, embed.embedder.max_chars),
+                               settings.chunk_overlap):
+            chunks.append(c)
+            sent_rows.append(vecs[[row[(s.start, s.end)] for s in c.sentences]])
+            titles.append(title)
+    items = [i for i in load_gold(corpus.gold, corpus.pages, split) if i["answerable"]]
+    queries = embed.embedder.embed_queries([i["question"] for i in items])
+    evidence = [[norm(e) for e in i["evidence"]] for i in items]
+    has_ev = np.array([[any(e in norm(c.text) for e in ev) for c in chunks] for ev in evidence])
+    in_source = np.array([[c.article_id in i["sources"] for c in chunks] for i in items])
+    return chunks, sent_rows, titles, queries, has_ev, in_source, items
+
+
+def dense_metrics(chunk_vecs: np.ndarray, queries: np.ndarray, has_ev: np.ndarray, in_source: np.ndarray) -> dict:
+    """Dense retrieval alone over the chunk vectors: article hit@5, evidence@5 and evidence MRR@10."""
+    order = np.argsort(-(queries @ chunk_vecs.T), axis=1)[:, :10]
+    ev = np.take_along_axis(has_ev, order, axis=1)
+    src = np.take_along_axis(in_source, order, axis=1)
+    first = np.where(ev.any(axis=1), ev.argmax(axis=1), -1)
+    rr = np.where(first >= 0, 1.0 / np.maximum(first + 1, 1), 0.0)
+    return {"hit_at_5": round(float(src[:, :5].any(axis=1).mean()), 4),
+            "evidence_at_5": round(float(ev[:, :5].any(axis=1).mean()), 4),
+            "evidence_mrr_at_10": round(float(rr.mean()), 4)}
+
+
+def fit_chunkvec(corpus, split: str | None, embed: "CachedEmbed", compare_embedded: bool = False) -> tuple[dict, dict]:
+    """The title weight and sentence weighting of chunk vectors derived from sentence vectors with the
+    best evidence MRR@10 of dense retrieval on the split's answerable questions (ties: the simpler)."""
+    from ingest.chunk import chunk_vectors
+
+    chunks, sent_rows, titles, queries, has_ev, in_source, items = chunkvec_data(corpus, split, embed)
+    if not items:
+        raise RagError("no answerable gold questions to fit the chunk vectors on")
+    report: dict = {"questions": len(items), "chunks": len(chunks), "grid": {}}
+    options = [(sw, w) for sw in SENTENCE_WEIGHTS for w in TITLE_GRID]
+    for sw, w in options:
+        vecs = np.vstack([chunk_vectors([c], list(c.sentences), rows, t, w, sw == "length")
+                          for c, rows, t in zip(chunks, sent_rows, titles)])
+        report["grid"][f"{sw} title={w}"] = dense_metrics(vecs, queries, has_ev, in_source)
+    best_sw, best = max(options, key=lambda o: (report["grid"][f"{o[0]} title={o[1]}"]["evidence_mrr_at_10"],
+                                                 -SENTENCE_WEIGHTS.index(o[0]), -o[1]))
+    if compare_embedded:  # what ingest did before: the title and the chunk text embedded as one passage
+        vecs = embed([f"{c.title}\n{c.text}" if c.title else c.text for c in chunks])
+        report["chunk_text_embedded"] = dense_metrics(vecs, queries, has_ev, in_source)
+    report["chosen"] = f"{best_sw} title={best}"
+    return {"title_weight": best, "sentence_weights": best_sw, "fitted_on": f"{corpus.gold.name} split={split or 'all'}",
+            **report["grid"][report["chosen"]]}, report
+
+
 def main(argv: list[str] | None = None) -> int:
     from eval.runner import Corpus
 
     p = argparse.ArgumentParser(prog="python -m eval.fit", description=__doc__.split("\n")[0])
-    p.add_argument("model", choices=("cleaner", "ranker"))
+    p.add_argument("model", choices=("cleaner", "ranker", "chunkvec"))
     p.add_argument("--corpus", default=str(ROOT / "eval" / "corpus"), help="a labelled corpus folder")
     p.add_argument("--split", default="dev", help="fit on this split (dev); 'all' for every page")
     p.add_argument("--out", help="where to write the model (default: the shipped model's path)")
     p.add_argument("--C", type=float, help=f"inverse regularisation strength (default: the best of {C_GRID} by cross-validation)")
     p.add_argument("--cv", action="store_true", help="also report page-grouped cross-validation")
-    p.add_argument("--vector-cache", type=Path, help="cleaner: an .npz file memoising sentence vectors between fits")
+    p.add_argument("--vector-cache", type=Path, help="cleaner, chunkvec: an .npz file memoising sentence vectors between fits")
+    p.add_argument("--compare-embedded", action="store_true",
+                   help="chunkvec: also report chunk texts embedded whole (embeds every chunk)")
     p.add_argument("--store", type=Path, help="ranker: a store of the split's pages to reuse (built there if empty)")
     p.add_argument("--k", type=int, default=10, help="ranker: passages retrieved per question")
     p.add_argument("--no-embed", action="store_true", help="fit without the embedding-similarity feature")
@@ -373,6 +451,11 @@ def main(argv: list[str] | None = None) -> int:
         if a.model == "ranker":
             model, report = fit_ranker(ranker_data(corpus, split, a.store, a.k), a.C)
             out = Path(a.out) if a.out else RANKER_OUT
+        elif a.model == "chunkvec":
+            embed = CachedEmbed(a.vector_cache)
+            model, report = fit_chunkvec(corpus, split, embed, a.compare_embedded)
+            embed.save()
+            out = Path(a.out) if a.out else CHUNK_OUT
         else:
             embed = None if a.no_embed else CachedEmbed(a.vector_cache)
             model, report = fit_cleaner(corpus, split, a.C, a.cv, embed)

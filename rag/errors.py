@@ -21,6 +21,10 @@ class EmbedderMismatchError(StoreError):
     """The store was built with another embedder than the one configured."""
 
 
+class EmbedderError(RagError):
+    """The embedding server failed, could not be reached, or returned vectors of the wrong shape."""
+
+
 class QuestionError(RagError):
     """A question that cannot be asked (empty, too long, no text)."""
 

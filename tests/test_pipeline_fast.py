@@ -3,6 +3,7 @@ written for these tests: the plumbing, fast (real Kiwi, real Chroma, real cleani
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from ingest.pipeline import ingest_paths
@@ -171,3 +172,55 @@ def test_a_huge_paragraph_is_cut_before_kiwi_and_an_oversized_page_refused(fast,
     big.write_text("가" * (s.max_page_chars + 1), encoding="utf-8")
     report = ingest_paths([big], s)
     assert report.failed and "RAG_MAX_PAGE_CHARS" in report.files[0].message
+
+
+def test_derived_chunk_vectors_embed_each_sentence_once(fast):
+    from ingest.chunk import chunk_vectors
+    from rag.embed import register_embedder
+
+    from .fakes import HashEmbedder
+
+    pages, settings = fast
+    seen: list[str] = []
+
+    class Counting(HashEmbedder):
+        def _encode(self, texts, is_query):
+            seen.extend(texts)
+            return super()._encode(texts, is_query)
+
+    emb = Counting()
+    settings = Settings(store_dir=settings.store_dir, embedder=register_embedder("counting", emb), chunk_chars=120,
+                        chunk_vectors="derived")
+    ingest_paths([pages], settings)
+    store = get_store(settings, emb)
+    sentences = {s.text for aid in ("library", "ferry") for s in store.sentences_of([aid])}
+    chunks = store.get_chunks([r.record_id for r in store.all_records("chunks")])
+    assert len(chunks) > 2 and any(len(c.sentences) > 1 for c in chunks.values())
+    # no text was embedded twice, and no multi-sentence chunk text was embedded at all
+    assert len(seen) == len(set(seen))
+    assert not {c.text for c in chunks.values() if len(c.sentences) > 1} & set(seen)
+    assert sentences <= set(seen)
+    # a stored chunk vector is the one derived from its sentences' vectors and its title's
+    c = next(c for c in chunks.values() if len(c.sentences) > 1)
+    got = store._chunks.get(ids=[c.chunk_id], include=["embeddings"])["embeddings"][0]
+    sent_vecs = emb.embed_passages([s.text for s in c.sentences])
+    want = chunk_vectors([c], list(c.sentences), sent_vecs, emb.embed_passages([c.title])[0])
+    np.testing.assert_allclose(got, want[0], atol=1e-6)
+
+
+def test_embedded_chunk_vectors_are_the_default_and_embed_the_chunk_text(fast):
+    from ingest.chunk import embedding_text
+    from rag.embed import register_embedder
+
+    from .fakes import HashEmbedder
+
+    pages, settings = fast
+    emb = HashEmbedder()
+    settings = Settings(store_dir=settings.store_dir, embedder=register_embedder("plain", emb), chunk_chars=120)
+    assert settings.chunk_vectors == "embedded"
+    ingest_paths([pages], settings)
+    store = get_store(settings, emb)
+    chunks = store.get_chunks([r.record_id for r in store.all_records("chunks")])
+    c = next(c for c in chunks.values() if len(c.sentences) > 1)
+    got = store._chunks.get(ids=[c.chunk_id], include=["embeddings"])["embeddings"][0]
+    np.testing.assert_allclose(got, emb.embed_passages([embedding_text(c)])[0], atol=1e-6)

