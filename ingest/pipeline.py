@@ -85,12 +85,14 @@ def clean_bytes(data: bytes, article_id: str, embedder: Embedder | None, source_
 
 
 def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool = False, clean: bool = True,
-                 progress: Callable[[str, int, int], None] | None = None, replace: bool = False) -> IngestReport:
+                 progress: Callable[[str, int, int], None] | None = None, replace: bool = False,
+                 keyword_index: bool = True) -> IngestReport:
     """Ingest files and folders into the store at ``settings.store_dir`` (or ``RAG_CHROMA_URL``).
 
     Unchanged files are skipped without re-cleaning or re-embedding; a changed file replaces its
     article's chunks; a bad file is reported and the rest still ingest. With ``prune``, articles
-    whose source file no longer exists are removed.
+    whose source file no longer exists are removed. ``keyword_index=False`` leaves the keyword index
+    to be rebuilt later (``ingest.parallel`` rebuilds it once after all its workers).
 
     Example::
 
@@ -145,7 +147,8 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
             results.extend(_prune(store))
     with stages("keyword_index"):
         try:
-            store.keyword_index()  # rebuild and save now rather than on the first question
+            if keyword_index:
+                store.keyword_index()  # rebuild and save now rather than on the first question
         except RagError as e:  # the store went away: every file already says so; the next run rebuilds it
             log.warning("keyword index not rebuilt: %s", e)
     return IngestReport(tuple(results), written, time.perf_counter() - started, embedder.seconds - model_seconds,

@@ -29,6 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replace", action="store_true",
                    help="let a file replace a stored article of the same name that came from another path")
     p.add_argument("--rebuild", action="store_true", help="delete the store's contents first (e.g. after changing embedder)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="split the files over N processes (needs a Chroma server: RAG_CHROMA_URL)")
     _common(p)
 
     p = sub.add_parser("clean", help="show what cleaning keeps and drops in a page, and why")
@@ -104,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _cmd_ingest(args, settings: Settings) -> int:
-    from ingest.pipeline import ingest_paths
+    from ingest.parallel import ingest_parallel
 
     if args.rebuild:
         from .embed import get_embedder
@@ -124,7 +126,8 @@ def _cmd_ingest(args, settings: Settings) -> int:
             bar.set_postfix_str(os.path.basename(path)[:30])
             bar.update(1)
 
-    report = ingest_paths(args.paths, settings, prune=args.prune, progress=progress, replace=args.replace)
+    report = ingest_parallel(args.paths, settings, args.workers, prune=args.prune, progress=progress,
+                             replace=args.replace)
     if bar is not None:
         bar.close()
     if args.json:

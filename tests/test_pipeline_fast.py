@@ -224,3 +224,18 @@ def test_embedded_chunk_vectors_are_the_default_and_embed_the_chunk_text(fast):
     c = next(c for c in chunks.values() if len(c.sentences) > 1)
     got = store._chunks.get(ids=[c.chunk_id], include=["embeddings"])["embeddings"][0]
     np.testing.assert_allclose(got, emb.embed_passages([embedding_text(c)])[0], atol=1e-6)
+
+
+def test_parallel_ingest_needs_a_server_and_a_shareable_embedder(fast):
+    from ingest.parallel import ingest_parallel
+    from rag.errors import ConfigError
+
+    pages, settings = fast
+    with pytest.raises(ConfigError, match="RAG_CHROMA_URL"):
+        ingest_parallel([pages], Settings(store_dir=settings.store_dir), 2)
+    with pytest.raises(ConfigError, match="registered in this process"):
+        ingest_parallel([pages], Settings(store_dir=settings.store_dir, embedder=settings.embedder,
+                                          chroma_url="http://127.0.0.1:9"), 2)
+    with pytest.raises(ConfigError, match="from 1 to"):
+        ingest_parallel([pages], settings, 0)
+    assert ingest_parallel([pages], settings, 1).count("new") == 2  # one worker: the ordinary ingest

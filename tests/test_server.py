@@ -145,3 +145,29 @@ def test_a_chroma_server_outage_fails_each_file_in_one_line_with_the_summary(tmp
     failed = [line for line in out.stderr.splitlines() if line.startswith("FAILED")]
     assert len(failed) == 5 and all("unreachable" in line and "RAG_CHROMA_URL" in line for line in failed)
     assert "documents: 0 new, 0 changed, 0 unchanged, 5 failed" in out.stdout
+
+
+def test_parallel_ingest_over_two_workers_matches_a_serial_one(chroma_server, tmp_path):
+    from ingest.parallel import ingest_parallel
+
+    serial = Settings(store_dir=tmp_path / "a" / "store", chroma_url=chroma_server, collection="srv_serial")
+    par = Settings(store_dir=tmp_path / "b" / "store", chroma_url=chroma_server, collection="srv_parallel")
+    pages = tmp_path / "pages"
+    shutil.copytree(SEEDS, pages)
+    shutil.copy(DATA / "battery_page.txt", pages / "battery_page.txt")
+    shutil.copy(pages / "battery_page.txt", pages / "nested_dup.txt")
+    (pages / "sub").mkdir()
+    shutil.copy(DATA / "battery_page.txt", pages / "sub" / "battery_page.txt")  # same article id: the later one fails
+    one = ingest_paths([pages], serial)
+    seen = []
+    two = ingest_parallel([pages], par, 2, progress=lambda path, n, total: seen.append((n, total)))
+    assert [(f.path, f.status, f.chunks) for f in two.files] == [(f.path, f.status, f.chunks) for f in one.files]
+    assert two.count("new") == 7 and two.count("failed") == 1 and "also used by" in two.files[-1].message
+    assert sorted(seen) == [(n, 7) for n in range(1, 8)]
+    s_store, p_store = get_store(serial, get_embedder(serial)), get_store(par, get_embedder(par))
+    assert ({r.record_id for r in p_store.all_records("chunks")} == {r.record_id for r in s_store.all_records("chunks")}
+            == set(p_store.keyword_index().ids))
+    a = ask(NEW_Q[0], settings=par)
+    assert not a.abstained and NEW_Q[1] in a.citations[0].quote
+    again = ingest_parallel([pages], par, 2)
+    assert again.count("unchanged") == 7 and again.chunks_written == 0
