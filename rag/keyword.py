@@ -87,7 +87,8 @@ class KeywordIndex:
             import bm25s
 
             try:
-                bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=False, show_progress=False)
+                # memory-mapped: a cold start reads the pages its queries touch, not the whole index
+                bm25 = bm25s.BM25.load(str(folder / "bm25"), mmap=True, show_progress=False)
             except Exception:  # a damaged cache is rebuilt from Chroma, the source of truth
                 return None
         return cls(generation, meta["ids"], meta["publishers"], meta["dates"], bm25)
