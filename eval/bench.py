@@ -628,6 +628,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="levels up to this many chunks embed every text for real; larger ones use the vector cache")
     ap.add_argument("--queries", type=int, default=70, help="questions timed per run (from eval/gold.jsonl)")
     ap.add_argument("--pipelines", default="ours,naive")
+    ap.add_argument("--variant-levels", default=None,
+                    help="run the pipelines other than ours and naive (ours-derived, serveS-wN) only at these "
+                         "levels, comma-separated (default: every level)")
     ap.add_argument("--no-konlpy", action="store_true", help="build the corpus from the seed articles only")
     ap.add_argument("--workdir", default=os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
                                                        "korean-news-rag", "bench"))
@@ -646,6 +649,8 @@ def main(argv: list[str] | None = None) -> int:
     cache = work / "cache"
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
     pipelines = [p.strip() for p in args.pipelines.split(",") if p.strip()]
+    variant_levels = ({int(x) for x in args.variant_levels.split(",") if x.strip()}
+                      if args.variant_levels else None)
     started = time.perf_counter()
 
     docs = source_documents(cache, not args.no_konlpy)
@@ -672,6 +677,8 @@ def main(argv: list[str] | None = None) -> int:
         corpus = work / f"corpus-{n_articles}"
         build_corpus(corpus, n_articles, docs)
         for pipeline in pipelines:
+            if pipeline in VARIANTS and variant_levels is not None and level not in variant_levels:
+                continue
             store = work / f"store-{pipeline}-{level}"
             shutil.rmtree(store, ignore_errors=True)
             job = {"level": level, "pipeline": pipeline, "corpus": str(corpus), "store": str(store),

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.korean import content_morphemes, content_of, split_analyzed
+from rag.korean import content_morphemes, content_of, normalize, parse_many, split_analyzed
 from rag.records import content_id
 from rag.types import Article, Chunk, Sentence
 
@@ -30,6 +30,8 @@ _PARAGRAPH = re.compile(r"[^\n]+(?:\n(?!\n)[^\n]+)*")
 
 def article_sentences(article: Article) -> list[Sentence]:
     """Every sentence of the cleaned text, paragraph by paragraph, with offsets into ``article.text``."""
+    # those cleaning did not analyse (and the title, which indexing reads), in one Kiwi call
+    parse_many([*(m.group(0) for m in _PARAGRAPH.finditer(article.text)), normalize(article.title or "")])
     return [sent for sent, _ in _analyzed(article)]
 
 
@@ -58,19 +60,7 @@ def article_terms(article: Article) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(vocab.items()))
 
 
-_hash = content_id  # ids are content hashes (the store reads sentences back by the same id)
-
-
-def sentence_ids(article: Article, sentences: list[Sentence]) -> list[str]:
-    """Deterministic ids: an unchanged sentence keeps its id (and its stored vector)."""
-    seen: dict[str, int] = {}
-    ids = []
-    for s in sentences:
-        base = _hash(article.article_id, s.text)
-        n = seen.get(base, 0)
-        seen[base] = n + 1
-        ids.append(base if n == 0 else f"{base}-{n}")
-    return ids
+_hash = content_id  # ids are content hashes: an unchanged chunk keeps its id and its stored vector
 
 
 def chunk_article(article: Article, sentences: list[Sentence], max_chars: int = 450,

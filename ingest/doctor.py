@@ -1,10 +1,10 @@
 """``rag doctor``: check that the store is consistent, and repair it.
 
-Checks: every article's chunks and sentences come from one version of its file and are all there
-(none missing, none left over from an older version); no sentence without its article; every chunk
-record's offsets match its text; the keyword index holds exactly the chunks Chroma holds.
-Repair re-ingests an inconsistent article from its source file when the file still exists, and
-otherwise removes its records; orphans are deleted; the keyword index is rebuilt.
+Checks: every article's chunks come from one version of its file and are all there (none missing,
+none left over from an older version); every chunk holds one vector per sentence and its sentences
+cover the article's count; every chunk record's offsets match its text; the keyword index holds
+exactly the chunks Chroma holds. Repair re-ingests an inconsistent article from its source file when
+the file still exists, and otherwise removes its records; the keyword index is rebuilt.
 """
 
 from __future__ import annotations
@@ -39,57 +39,48 @@ class DoctorReport:
 def check_store(settings: Settings, repair: bool = False) -> DoctorReport:
     """Check (and with ``repair``, fix) the store at ``settings``; returns what was found and done."""
     store = get_store(settings, get_embedder(settings))
-    chunks = store.all_records("chunks")
-    sentences = store.all_records("sentences")
-    report = DoctorReport(chunks=len(chunks), sentences=len(sentences))
+    chunks = store.all_records()
+    report = DoctorReport(chunks=len(chunks))
     by_article: dict[str, list[StoredRecord]] = defaultdict(list)
     for rec in chunks:
         by_article[rec.article_id].append(rec)
-    sents_by_article: dict[str, list[StoredRecord]] = defaultdict(list)
-    for rec in sentences:
-        sents_by_article[rec.article_id].append(rec)
     report.articles = len(by_article)
 
     broken: dict[str, str | None] = {}
     for article_id, recs in by_article.items():
         hashes = {r.raw_hash for r in recs}
         expected = {r.n_chunks for r in recs}
+        sentences = {span for r in recs for span in r.sentence_spans}
+        report.sentences += len(sentences)
+        n_sent = recs[0].n_sentences or 0
         why = None
         if len(hashes) > 1:
             why = f"chunks from {len(hashes)} versions of the file (an interrupted update)"
         elif expected != {len(recs)}:
             why = f"{len(recs)} chunks stored, {sorted(expected)} expected"
-        else:
-            sents = sents_by_article.get(article_id, [])
-            n_sent = recs[0].n_sentences or 0
-            if len(sents) != n_sent:
-                why = f"{len(sents)} sentences stored, {n_sent} expected"
-            elif any(r.raw_hash not in hashes for r in sents):
-                why = f"{sum(r.raw_hash not in hashes for r in sents)} of its {n_sent} sentences are from another version of the file"
-            elif any(r.end - r.start != len(r.text) for r in recs):
-                why = "chunk offsets do not match chunk text"
+        elif len(sentences) != n_sent:
+            why = f"{len(sentences)} sentences stored, {n_sent} expected"
+        elif any(r.vector_bytes != 2 * store.dim * len(r.sentence_spans) for r in recs):
+            bad = sum(r.vector_bytes != 2 * store.dim * len(r.sentence_spans) for r in recs)
+            why = f"{bad} of its {len(recs)} chunks do not hold one vector per sentence"
+        elif any(r.end - r.start != len(r.text) for r in recs):
+            why = "chunk offsets do not match chunk text"
         if why:
             report.problems.append(f"article {article_id}: {why}")
             broken[article_id] = recs[0].source_path
-    orphans = [r.record_id for aid, recs in sents_by_article.items() if aid not in by_article for r in recs]
-    if orphans:
-        report.problems.append(f"{len(orphans)} sentence records belong to no stored article")
 
     index = store.keyword_index()
     if set(index.ids) != {r.record_id for r in chunks}:
         report.problems.append("the keyword index does not hold exactly the stored chunks")
 
     if repair and report.problems:
-        _repair(settings, store, broken, orphans, report)
+        _repair(settings, store, broken, report)
     return report
 
 
-def _repair(settings, store, broken: dict[str, str | None], orphans: list[str], report: DoctorReport) -> None:
+def _repair(settings, store, broken: dict[str, str | None], report: DoctorReport) -> None:
     from .pipeline import ingest_paths
 
-    store.delete_ids("sentences", orphans)
-    if orphans:
-        report.repairs.append(f"deleted {len(orphans)} orphan sentence records")
     for article_id, source in broken.items():
         store.delete_article(article_id)
         if source and Path(source).exists():

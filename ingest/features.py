@@ -16,7 +16,7 @@ from collections import Counter
 
 import numpy as np
 
-from rag.korean import split_analyzed
+from rag.korean import parse_many, split_analyzed
 from rag.lexicon import DATE_PATTERN, JOURNALIST_TITLES, PUBLISHED_WORDS
 
 from .blocks import Page
@@ -75,10 +75,13 @@ def _has_final(morphs) -> bool:
 class _Analysis:
     """Kiwi's view of one block: sentences, morphemes, content nouns."""
 
+    @staticmethod
+    def sample(text: str) -> str:
+        """What is analysed: very long blocks in part, as the shape of their start and end is what counts."""
+        return text if len(text) <= 3000 else text[:1500] + "\n" + text[-1500:]
+
     def __init__(self, text: str) -> None:
-        # Very long blocks are analysed in part: the shape of their start and end is what counts.
-        sample = text if len(text) <= 3000 else text[:1500] + "\n" + text[-1500:]
-        analysed = split_analyzed(sample)
+        analysed = split_analyzed(self.sample(text))
         self.sentences = len(analysed)
         morphs = [m for _, ms in analysed for m in ms]
         self.morphs = morphs
@@ -103,6 +106,7 @@ def pass1_features(page: Page) -> tuple[np.ndarray, list[_Analysis]]:
     n = len(blocks)
     keys = Counter(_key(b.text) for b in blocks)
     meta_title = _key(page.meta.title or "")
+    parse_many(_Analysis.sample(b.text) for b in blocks)  # the page's blocks in one multi-threaded Kiwi call
     analyses = [_Analysis(b.text) for b in blocks]
     rows = []
     for i, (b, a) in enumerate(zip(blocks, analyses)):

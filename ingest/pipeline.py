@@ -15,10 +15,10 @@ from rag.bridge import TERM_VERSION, store_terms
 from rag.embed import Embedder, get_embedder
 from rag.errors import DocumentError, EmbedderMismatchError, RagError, StoreError
 from rag.settings import Settings
-from rag.store import ArticleRecords, ArticleStore, get_store
+from rag.store import ArticleRecords, ArticleState, ArticleStore, get_store
 from rag.types import FileResult, IngestReport
 
-from .chunk import article_sentences, article_terms, chunk_article, chunk_morphemes, chunk_model, chunk_vectors, embedding_text, sentence_ids
+from .chunk import article_sentences, article_terms, chunk_article, chunk_morphemes, chunk_model, chunk_vectors, embedding_text
 from .clean import CleanResult, clean_page, raw_article, read_page
 from .read import SUPPORTED_SUFFIXES, decode, read_bytes
 
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 PIPELINE_VERSION = "5"
 # Articles are written to Chroma in batches of about this many chunks (a Chroma call is a transaction).
 WRITE_BATCH_CHUNKS = 512
+# The stored state of this many files' articles is read in one Chroma call.
+STATE_BATCH = 256
 
 
 def collect_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileResult]]:
@@ -117,17 +119,22 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
     order = {str(p): i for i, p in enumerate(files)}
     model_seconds = embedder.seconds  # time inside the model, cleaning's coherence check included
     stages = _Stages(embedder)
+    states: dict[str, ArticleState] = {}
     for n, path in enumerate(files, 1):
         if progress:
             progress(str(path), n, len(files))
         article_id = article_id_for(path)
+        if (n - 1) % STATE_BATCH == 0:  # what the store holds of the next files, in one call
+            with stages("read"):
+                states = _prefetch_states(store, files[n - 1 : n - 1 + STATE_BATCH])
         if article_id in seen_ids:
             results.append(FileResult(str(path), article_id, "failed",
                                       message=f"{path}: article id {article_id!r} is also used by {seen_ids[article_id]}"))
             continue
         seen_ids[article_id] = path
         try:
-            result = _ingest_one(path, article_id, settings, embedder, store, clean, stages, replace)
+            result = _ingest_one(path, article_id, settings, embedder, store, clean, stages, replace,
+                                 state=states.get(article_id, _UNKNOWN))
         except RagError as e:
             result = FileResult(str(path), article_id, "failed", message=str(e))
         except Exception as e:  # an unexpected failure in one file must not stop the others
@@ -214,15 +221,31 @@ def _raw_hash(data: bytes, settings: Settings, embedder: Embedder) -> str:
     return h.hexdigest()
 
 
+def _prefetch_states(store: ArticleStore, paths: list[Path]) -> dict[str, "ArticleState | None"]:
+    """The stored state of each of these files' articles (None: not stored); empty when the store
+    cannot say (each file then asks for itself and reports the error)."""
+    ids = [article_id_for(p) for p in paths]
+    try:
+        found = store.article_states(ids)
+    except RagError:
+        return {}
+    return {i: found.get(i) for i in ids}
+
+
+_UNKNOWN = object()  # no prefetched state: look it up
+
+
 def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embedder,
-                store: ArticleStore, clean: bool = True, stages: "_Stages | None" = None, replace: bool = False
-                ) -> "FileResult | tuple[FileResult, ArticleRecords]":
+                store: ArticleStore, clean: bool = True, stages: "_Stages | None" = None, replace: bool = False,
+                state=_UNKNOWN) -> "FileResult | tuple[FileResult, ArticleRecords]":
     """Read, clean, chunk and embed one file: a ``FileResult`` when there is nothing to write
     (unchanged), else the result and the records for the caller to write in a batch. A file whose
-    article id is already stored from another path does not replace that article unless ``replace``."""
+    article id is already stored from another path does not replace that article unless ``replace``.
+    ``state`` is what the store holds of the article, when the caller already asked."""
     stages = stages or _Stages(embedder)
     with stages("read"):
-        state = store.article_state(article_id)
+        if state is _UNKNOWN:
+            state = store.article_state(article_id)
         source = str(path.resolve())
         if state is not None and state.source_path and state.source_path != source and not replace:
             raise DocumentError(
@@ -241,23 +264,23 @@ def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embed
             raise DocumentError(f"{path}: no sentences found in the cleaned article")
         chunks = chunk_article(article, sentences, min(settings.chunk_chars, embedder.max_chars),
                                settings.chunk_overlap)
-        sent_ids = sentence_ids(article, sentences)
     with stages("vectors"):
         # every sentence is embedded once (cleaning's similarity feature already did most of them)
-        sent_vecs = _vectors_with_reuse(sent_ids, [s.text for s in sentences], embedder,
-                                        store.sentence_vectors_by_id)
+        stored = store.sentence_vectors_of(article_id) if state is not None else {}
+        sent_vecs = _vectors_with_reuse([s.text for s in sentences], [s.text for s in sentences], embedder,
+                                        lambda texts: {t: stored[t] for t in texts if t in stored})
         if settings.chunk_vectors == "derived":  # from the sentences' vectors and the title's
             title_vec = embedder.embed_passages([article.title])[0] if article.title else None
             chunk_vecs = chunk_vectors(chunks, sentences, sent_vecs, title_vec)
         else:
             chunk_vecs = _vectors_with_reuse([c.chunk_id for c in chunks], [embedding_text(c) for c in chunks],
-                                             embedder, store.vectors)
+                                             embedder, store.vectors if state is not None else lambda ids: {})
     with stages("morphemes"):
         morphs = chunk_morphemes(article, chunks)
         terms = article_terms(article)
     status = "new" if state is None else "changed"
     return (FileResult(str(path), article_id, status, len(chunks)),
-            ArticleRecords(article_id, chunks, chunk_vecs, morphs, sent_ids, sentences, sent_vecs, raw_hash,
+            ArticleRecords(article_id, chunks, chunk_vecs, morphs, sentences, sent_vecs, raw_hash,
                            article.source_path, terms))
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from dataclasses import dataclass
-from functools import lru_cache
+from typing import NamedTuple
+from collections import OrderedDict
 
 from .types import Sentence
 
@@ -38,7 +38,9 @@ def get_kiwi():
 
                 # The multi-word and typo dictionaries cost 2.5 s of start-up and changed no eval
                 # result (measured with ``rag eval``); edited news text needs neither.
-                kiwi = Kiwi(load_multi_dict=False, load_typo_dict=False)
+                # num_workers=-1: a thread per core for batches (``parse_many``); a single text
+                # is still analysed on the calling thread.
+                kiwi = Kiwi(num_workers=-1, load_multi_dict=False, load_typo_dict=False)
                 kiwi.tokenize("워밍업 문장입니다.")  # the model loads on first use: pay it here
                 _kiwi = kiwi
     return _kiwi
@@ -53,8 +55,9 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text)
 
 
-@dataclass(frozen=True)
-class Morph:
+class Morph(NamedTuple):
+    """One morpheme: its form and Kiwi tag (a named tuple: ingest makes millions of them)."""
+
     form: str
     tag: str
 
@@ -87,17 +90,52 @@ def analyze(text: str) -> list[Morph]:
     return [m for _, _, morphs in _parse(normalize(text)) for m in morphs]
 
 
-@lru_cache(maxsize=8192)  # an article's paragraphs are parsed once for cleaning, splitting and indexing
+# Kiwi's analyses by text, most recent last: an article's paragraphs are analysed once for cleaning,
+# splitting and indexing. A memo of our own, not functools.lru_cache, because ``parse_many`` fills it
+# with a whole page's blocks from one multi-threaded Kiwi call.
+_MEMO_SIZE = 8192
+_memo: OrderedDict[str, tuple] = OrderedDict()
+_memo_lock = threading.Lock()
+
+
 def _parse(text: str) -> tuple[tuple[int, int, tuple[Morph, ...]], ...]:
-    return _parse_raw(text)
-
-
-def _parse_raw(text: str) -> tuple[tuple[int, int, tuple[Morph, ...]], ...]:
+    with _memo_lock:
+        hit = _memo.get(text)
+        if hit is not None:
+            _memo.move_to_end(text)
+            return hit
     kiwi = get_kiwi()
     with _lock:
-        sents = kiwi.split_into_sents(text, return_tokens=True)
+        parsed = _convert(kiwi.split_into_sents(text, return_tokens=True))
+    _remember(text, parsed)
+    return parsed
+
+
+def parse_many(texts) -> None:
+    """Analyse those of ``texts`` not analysed yet in one Kiwi call, which spreads them over Kiwi's
+    threads (one per core): ingest hands it a page's blocks before cleaning reads them one by one."""
+    with _memo_lock:
+        todo = [t for t in dict.fromkeys(texts) if t.strip() and t not in _memo]
+    if len(todo) < 2:
+        return
+    kiwi = get_kiwi()
+    with _lock:
+        results = [_convert(sents) for sents in kiwi.split_into_sents(todo, return_tokens=True)]
+    for text, parsed in zip(todo, results):
+        _remember(text, parsed)
+
+
+def _convert(sents) -> tuple[tuple[int, int, tuple[Morph, ...]], ...]:
     return tuple((s.start, s.end, tuple(Morph(t.form.lower() if t.tag == "SL" else t.form, t.tag) for t in s.tokens or ()))
                  for s in sents)
+
+
+def _remember(text: str, parsed: tuple) -> None:
+    with _memo_lock:
+        _memo[text] = parsed
+        _memo.move_to_end(text)
+        while len(_memo) > _MEMO_SIZE:
+            _memo.popitem(last=False)
 
 
 def content_of(morphs) -> list[str]:

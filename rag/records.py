@@ -6,6 +6,7 @@ doctor, the CLI and the UI) sees these types, never Chroma's nested column lists
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from dataclasses import dataclass
@@ -33,7 +34,6 @@ class ArticleRecords:
     chunks: list[Chunk]
     chunk_vecs: np.ndarray
     chunk_morphs: list[list[str]]
-    sentence_ids: list[str]
     sentences: list[Sentence]
     sentence_vecs: np.ndarray
     raw_hash: str
@@ -69,7 +69,7 @@ class StoredArticle:
 
 @dataclass(frozen=True)
 class StoredRecord:
-    """One chunk or sentence record, with what ``rag doctor`` checks of it."""
+    """One chunk record, with what ``rag doctor`` checks of it."""
 
     record_id: str
     article_id: str
@@ -78,14 +78,21 @@ class StoredRecord:
     start: int
     end: int
     text: str
-    n_chunks: int | None = None  # chunk records: how many chunks and sentences their article has
+    n_chunks: int | None = None  # how many chunks and sentences their article has
     n_sentences: int | None = None
+    sentence_spans: tuple[tuple[int, int], ...] = ()  # this chunk's sentences (offsets in the article)
+    vector_bytes: int = 0  # size of its stored sentence vectors ("svec", decoded)
 
     @classmethod
     def from_chroma(cls, record_id: str, meta: dict, document: str) -> "StoredRecord":
+        try:
+            vector_bytes = len(base64.b64decode(meta.get("svec") or "", validate=True))
+        except ValueError:
+            vector_bytes = -1
+        spans = tuple((int(a), int(b)) for a, b in json.loads(meta.get("sentences") or "[]"))
         return cls(record_id, meta.get("article_id", ""), meta.get("raw_hash"), meta.get("source_path") or None,
                    int(meta.get("start", 0)), int(meta.get("end", 0)), document or "",
-                   meta.get("n_chunks"), meta.get("n_sentences"))
+                   meta.get("n_chunks"), meta.get("n_sentences"), spans, vector_bytes)
 
 
 def content_id(*parts: str) -> str:
@@ -120,14 +127,51 @@ def build_where(filters: dict | None) -> dict | None:
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def chunk_metadata(c: Chunk, base: dict, n_chunks: int, n_sentences: int, morphs: list[str]) -> dict:
+def encode_vectors(vecs: np.ndarray) -> str:
+    """A chunk's sentence vectors as one metadata string: float16, row after row, in base64.
+    Half a float32's size; a cosine computed from them differs by about 1e-4 (float16 keeps 11 bits)."""
+    return base64.b64encode(np.ascontiguousarray(vecs, dtype="<f2").tobytes()).decode("ascii")
+
+
+def decode_vectors(text: str, dim: int) -> np.ndarray:
+    """The rows ``encode_vectors`` wrote, as float32; a string that does not hold whole rows of
+    ``dim`` is a StoreError."""
+    raw = base64.b64decode(text or "", validate=True)
+    if len(raw) % (2 * dim):
+        raise StoreError(f"stored sentence vectors of {len(raw)} bytes are not rows of {dim} float16 values")
+    return np.frombuffer(raw, dtype="<f2").reshape(-1, dim).astype(np.float32)
+
+
+def chunk_metadata(c: Chunk, base: dict, n_chunks: int, n_sentences: int, morphs: list[str],
+                   sentence_vecs: np.ndarray) -> dict:
+    """A chunk's metadata; ``sentence_vecs`` are its sentences' vectors, in order ("svec"), which the
+    answer step compares with the question (no per-sentence records, so no index over them)."""
     return {
         **base, "index": c.index, "title": c.title, "publisher": c.publisher or "",
         "date": c.date or "", "date_int": int(c.date.replace("-", "")) if c.date else 0,
         "start": c.start, "end": c.end, "n_chunks": n_chunks, "n_sentences": n_sentences,
         "sentences": json.dumps([[s.start, s.end] for s in c.sentences]),
-        "morphs": " ".join(morphs),
+        "morphs": " ".join(morphs), "svec": encode_vectors(sentence_vecs),
     }
+
+
+def holds_sentence_vectors(meta: dict, dim: int) -> bool:
+    """Whether a chunk record holds one vector of ``dim`` per sentence (without decoding them)."""
+    text = meta.get("svec") or ""
+    size = len(text) * 3 // 4 - text[-2:].count("=")
+    return bool(text) and size == 2 * dim * len(json.loads(meta.get("sentences") or "[]"))
+
+
+def chunk_sentence_vectors(meta: dict, dim: int) -> list[tuple[int, int, np.ndarray]]:
+    """(start, end, vector) of each sentence of a chunk record; empty when the record holds none
+    or a count that does not match its sentences (an incomplete record)."""
+    offsets = json.loads(meta.get("sentences") or "[]")
+    if not meta.get("svec"):
+        return []
+    vecs = decode_vectors(meta["svec"], dim)
+    if len(vecs) != len(offsets):
+        return []
+    return [(int(s), int(e), v) for (s, e), v in zip(offsets, vecs)]
 
 
 def chunk_from_record(chunk_id: str, document: str, meta: dict) -> Chunk:

@@ -122,19 +122,21 @@ class HybridRetriever(_OurRetriever):
         English question's Korean translations, from ``rag.bridge``)."""
         k = k or self.k
         n = max(self.candidates, k)
-        dense = DenseRetriever(store=self.store, embedder=self.embedder).search(query, n, filters, vector)
+        vec = self.embedder.embed_queries([query])[0] if vector is None else vector
+        # fused by id; only the k passages kept are read from the store (a candidate's metadata,
+        # sentence vectors included, is most of what a search would otherwise move)
+        dense = self.store.dense_ids(vec, n, filters)
         w_kw = self.keyword_weight(query, keyword_tokens)
-        keyword = KeywordRetriever(store=self.store, embedder=self.embedder).search(
-            query, n, filters, known={h.chunk.chunk_id: h.chunk for h in dense},
-            tokens=keyword_tokens) if w_kw > 0 else []
+        tokens = content_morphemes(query) if keyword_tokens is None else keyword_tokens
+        keyword = self.store.keyword_search(tokens, n, filters) if w_kw > 0 else []
         fused: dict[str, dict] = {}
-        for h in dense:
-            fused[h.chunk.chunk_id] = {"chunk": h.chunk, "score": 1.0 / (RRF_K + h.dense_rank),
-                                       "dense_rank": h.dense_rank, "keyword_rank": None}
-        for h in keyword:
-            entry = fused.setdefault(h.chunk.chunk_id, {"chunk": h.chunk, "score": 0.0, "dense_rank": None,
-                                                        "keyword_rank": None})
-            entry["score"] += w_kw / (RRF_K + h.keyword_rank)
-            entry["keyword_rank"] = h.keyword_rank
-        ranked = sorted(fused.values(), key=lambda e: -e["score"])[:k]
-        return [Hit(e["chunk"], e["score"], e["dense_rank"], e["keyword_rank"]) for e in ranked]
+        for rank, (cid, _score) in enumerate(dense, 1):
+            fused[cid] = {"score": 1.0 / (RRF_K + rank), "dense_rank": rank, "keyword_rank": None}
+        for rank, (cid, _score) in enumerate(keyword, 1):
+            entry = fused.setdefault(cid, {"score": 0.0, "dense_rank": None, "keyword_rank": None})
+            entry["score"] += w_kw / (RRF_K + rank)
+            entry["keyword_rank"] = rank
+        ranked = sorted(fused.items(), key=lambda kv: -kv[1]["score"])[:k]
+        chunks = self.store.get_chunks([cid for cid, _ in ranked])
+        return [Hit(chunks[cid], e["score"], e["dense_rank"], e["keyword_rank"]) for cid, e in ranked
+                if cid in chunks]  # a passage deleted since the search is left out

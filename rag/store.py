@@ -2,19 +2,23 @@
 types (``rag.records``).
 
 Collections per store: ``<name>`` holds one record per chunk (document = chunk text, metadata =
-article id, title, publisher, date, offsets, sentence offsets, Kiwi morphemes), and
-``<name>__sentences`` one record per sentence (for extractive answers and citation checks); the
-term collections of the English-question bridge are ``rag.terms``'s. Chroma is the source of truth:
-the BM25 keyword index (``rag.keyword``) is a cache rebuilt from the chunk records whenever the
-collection's ``generation`` (bumped on every write) differs from the cached one, so it stays
-consistent across restarts, other processes and server mode. The writer lock is ``rag.writer_lock``'s.
+article id, title, publisher, date, offsets, sentence offsets, Kiwi morphemes, and the vectors of the
+chunk's sentences, which the answer step compares with the question); the term collections of the
+English-question bridge are ``rag.terms``'s. Sentences have no records of their own: a sentence
+collection (schema 1) put every sentence in an HNSW index nothing searched, which was most of the
+store's write time, memory and cold start; such a store is migrated when opened (``_migrate``).
+Chroma is the source of truth: the BM25 keyword index (``rag.keyword``) is a cache rebuilt from the
+chunk records whenever the collection's ``generation`` (bumped on every write) differs from the
+cached one, so it stays consistent across restarts, other processes and server mode. The writer lock is ``rag.writer_lock``'s.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import uuid
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +26,8 @@ import numpy as np
 from .errors import EmbedderMismatchError, StoreError
 from .keyword import KeywordCache, KeywordIndex
 from .records import (ArticleRecords, ArticleState, StoredArticle, StoredRecord, StoredSentence, build_where,
-                      chunk_from_record, chunk_metadata, content_id)
+                      chunk_from_record, chunk_metadata, chunk_sentence_vectors, content_id, encode_vectors,
+                      holds_sentence_vectors)
 from .settings import Settings
 from .terms import TermCollections
 from .types import Chunk, Sentence
@@ -31,8 +36,9 @@ from .writer_lock import acquire_writer_lock, make_store_dir
 __all__ = ["ArticleRecords", "ArticleState", "ArticleStore", "StoredArticle", "StoredRecord", "StoredSentence",
            "content_id", "forget_store", "get_store"]
 log = logging.getLogger(__name__)
-SCHEMA = 1
-_PAGE = 5000
+SCHEMA = 2  # 1: sentences in a collection of their own; 2: their vectors in the chunk records
+_VECTOR_MEMO = 2048  # chunks whose sentence vectors are kept after a read (a question reads about 10)
+_PAGE = 500  # records per Chroma read: the memory a read holds grows with it (5000 held ~400 MB of metadata pages)
 # Waits between tries of a call to a Chroma server that does not answer (about 15 s in all); after
 # that the call fails with a StoreError, and further calls fail at once for UNREACHABLE_S seconds.
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)
@@ -69,7 +75,7 @@ class ArticleStore:
         self._lock = threading.RLock()
         self._client = None
         self._chunks = None
-        self._sentences = None
+        self._vector_memo: OrderedDict[str, tuple[str, list]] = OrderedDict()
         self.terms = TermCollections(self._opened_client, settings.collection, self._lock, self.acquire_writer_lock)
         self._keywords = KeywordCache(self._keyword_dir(), self._keyword_records)
         self._writer_lock = None
@@ -141,11 +147,57 @@ class ArticleStore:
                     "Use the embedder it was built with, or re-index into a new store: "
                     "rag ingest seeds/ --store NEW_DIR (or delete the old store first)."
                 )
-            sentences = client.get_or_create_collection(
-                f"{name}__sentences", metadata=meta, configuration={"hnsw": {"space": "cosine"}},
-                embedding_function=None)
-            self._client, self._chunks, self._sentences = client, chunks, sentences
+            if int(stored.get("schema", SCHEMA)) < SCHEMA or _legacy_sentences(name) in _collection_names(client):
+                self._migrate(client, chunks)
+            self._client, self._chunks = client, chunks
             self.terms.forget()
+
+    def _migrate(self, client, chunks) -> None:
+        """Schema 1 → 2: copy each sentence's vector from the old sentence collection into its chunk's
+        record, then drop that collection. Safe to interrupt: a chunk already holding its vectors is
+        not touched again, and the collection is dropped only after every chunk was done. A sentence
+        whose vector is missing leaves its chunk without vectors, which marks the article incomplete,
+        so the next ingest of its file embeds it again."""
+        self._writer_lock = self._writer_lock or (None if self.settings.chroma_url
+                                                  else acquire_writer_lock(self.settings.store_dir))
+        legacy = _legacy_sentences(self.settings.collection)
+        names = _collection_names(client)
+        total = chunks.count()
+        log.warning("upgrading the store at %s (%d chunks) to schema %d: sentence vectors move into the chunk "
+                    "records; nothing is embedded again", self.location, total, SCHEMA)
+        if legacy in names:
+            old = client.get_collection(legacy, embedding_function=None)
+            offset = 0
+            while True:
+                got = chunks.get(include=["metadatas", "documents"], limit=_PAGE, offset=offset)
+                if not got["ids"]:
+                    break
+                offset += len(got["ids"])
+                todo = [(i, m, d) for i, m, d in zip(got["ids"], got["metadatas"], got["documents"])
+                        if not m.get("svec")]
+                wanted = {}
+                for i, m, d in todo:
+                    start = int(m["start"])
+                    texts = [d[a - start : b - start] for a, b in json.loads(m.get("sentences") or "[]")]
+                    wanted[i] = [content_id(m["article_id"], t) for t in texts]
+                found = {}
+                ids = sorted({sid for sids in wanted.values() for sid in sids})
+                for k in range(0, len(ids), _PAGE):
+                    part = old.get(ids=ids[k : k + _PAGE], include=["embeddings"])
+                    found.update(zip(part["ids"], part["embeddings"]))
+                update_ids, update_metas = [], []
+                for i, m, _ in todo:
+                    if all(sid in found for sid in wanted[i]):
+                        vecs = np.asarray([found[sid] for sid in wanted[i]], dtype=np.float32).reshape(-1, self.dim)
+                        update_ids.append(i)
+                        update_metas.append({**m, "svec": encode_vectors(vecs)})
+                if update_ids:
+                    chunks.update(ids=update_ids, metadatas=update_metas)
+            try:
+                client.delete_collection(legacy)
+            except Exception as e:  # another process upgrading the same server store got there first
+                log.warning("could not delete collection %s: %s", legacy, e)
+        chunks.modify(metadata={**(chunks.metadata or {}), "schema": SCHEMA, "generation": uuid.uuid4().hex})
 
     def _opened_client(self):
         self._open()
@@ -161,21 +213,31 @@ class ArticleStore:
 
     # ---- reading articles ----------------------------------------------------------------------
     def article_state(self, article_id: str) -> ArticleState | None:
+        return self.article_states([article_id]).get(article_id)
+
+    def article_states(self, article_ids: list[str]) -> dict[str, ArticleState]:
+        """What the store holds of each of these articles (absent: none of it), in one Chroma call.
+        An article is complete when all its chunks are there, from one version of its file, each with
+        its sentences' vectors."""
+        if not article_ids:
+            return {}
         self._open()
-        got = self._chunks.get(where={"article_id": article_id}, include=["metadatas"])
-        if not got["ids"]:
-            return None
-        metas = got["metadatas"]
-        hashes = {m.get("raw_hash") for m in metas}
-        expected = {m.get("n_chunks") for m in metas}
-        complete = len(hashes) == 1 and len(expected) == 1 and expected.pop() == len(got["ids"])
-        n_sent = metas[0].get("n_sentences", 0)
-        if complete:
-            sent = self._sentences.get(where={"article_id": article_id}, include=["metadatas"])
-            complete = len(sent["ids"]) == n_sent and all(
-                m.get("raw_hash") == metas[0].get("raw_hash") for m in sent["metadatas"])
-        return ArticleState(raw_hash=hashes.pop() if len(hashes) == 1 else None, complete=complete,
-                            chunk_ids=tuple(got["ids"]), source_path=metas[0].get("source_path"))
+        ids = list(dict.fromkeys(article_ids))
+        where = {"article_id": {"$in": ids}} if len(ids) > 1 else {"article_id": ids[0]}
+        got = self._chunks.get(where=where, include=["metadatas"])
+        by_article: dict[str, list[tuple[str, dict]]] = {}
+        for i, m in zip(got["ids"], got["metadatas"]):
+            by_article.setdefault(m["article_id"], []).append((i, m))
+        out = {}
+        for aid, recs in by_article.items():
+            metas = [m for _, m in recs]
+            hashes = {m.get("raw_hash") for m in metas}
+            expected = {m.get("n_chunks") for m in metas}
+            complete = (len(hashes) == 1 and len(expected) == 1 and expected.pop() == len(recs)
+                        and all(holds_sentence_vectors(m, self.dim) for m in metas))
+            out[aid] = ArticleState(raw_hash=hashes.pop() if len(hashes) == 1 else None, complete=complete,
+                                    chunk_ids=tuple(i for i, _ in recs), source_path=metas[0].get("source_path"))
+        return out
 
     def articles(self) -> dict[str, StoredArticle]:
         """Every stored article, by id."""
@@ -200,27 +262,9 @@ class ArticleStore:
             yield from zip(ids, metas, docs)
             offset += len(ids)
 
-    def all_records(self, which: str = "chunks") -> list[StoredRecord]:
-        """Every record of the chunk or sentence collection (for ``rag doctor``)."""
-        self._open()
-        col = self._chunks if which == "chunks" else self._sentences
-        out, offset = [], 0
-        while True:
-            got = col.get(include=["metadatas", "documents"], limit=_PAGE, offset=offset)
-            if not got["ids"]:
-                return out
-            out.extend(StoredRecord.from_chroma(i, m, d) for i, m, d in zip(got["ids"], got["metadatas"], got["documents"]))
-            offset += len(got["ids"])
-
-    def delete_ids(self, which: str, ids: list[str]) -> None:
-        if not ids:
-            return
-        self._open()
-        self.acquire_writer_lock()
-        with self._lock:
-            self._bump_generation()
-            (self._chunks if which == "chunks" else self._sentences).delete(ids=list(ids))
-            self._bump_generation()
+    def all_records(self) -> list[StoredRecord]:
+        """Every chunk record (for ``rag doctor``)."""
+        return [StoredRecord.from_chroma(i, m, d) for i, m, d in self._scan(include=["metadatas", "documents"])]
 
     def vectors(self, chunk_ids: list[str]) -> dict[str, np.ndarray]:
         """Stored chunk vectors by id (for reuse: an unchanged chunk is never re-embedded)."""
@@ -230,12 +274,10 @@ class ArticleStore:
         got = self._chunks.get(ids=list(chunk_ids), include=["embeddings"])
         return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
 
-    def sentence_vectors_by_id(self, ids: list[str]) -> dict[str, np.ndarray]:
-        if not ids:
-            return {}
-        self._open()
-        got = self._sentences.get(ids=list(ids), include=["embeddings"])
-        return {i: np.asarray(v, dtype=np.float32) for i, v in zip(got["ids"], got["embeddings"])}
+    def sentence_vectors_of(self, article_id: str) -> dict[str, np.ndarray]:
+        """The stored vectors of an article's sentences, by sentence text (for reuse: an unchanged
+        sentence of a changed article is not embedded again)."""
+        return {s.text: s.vector for s in self.sentences_of([article_id])}
 
     # ---- writing ------------------------------------------------------------------------------
     def acquire_writer_lock(self) -> None:
@@ -244,13 +286,6 @@ class ArticleStore:
         if self.settings.chroma_url or self._writer_lock is not None:
             return
         self._writer_lock = acquire_writer_lock(self.settings.store_dir)
-
-    def write_article(self, article_id: str, chunks: list[Chunk], chunk_vecs: np.ndarray,
-                      chunk_morphs: list[list[str]], sentence_ids: list[str], sentences: list[Sentence],
-                      sentence_vecs: np.ndarray, raw_hash: str, source_path: str | None) -> None:
-        """Replace one article's records (see ``write_articles``)."""
-        self.write_articles([ArticleRecords(article_id, chunks, chunk_vecs, chunk_morphs, sentence_ids, sentences,
-                                            sentence_vecs, raw_hash, source_path)])
 
     def write_articles(self, batch: list["ArticleRecords"]) -> None:
         """Replace the records of several articles in a few Chroma calls (each call is a transaction
@@ -261,29 +296,24 @@ class ArticleStore:
             return
         self._open()
         self.acquire_writer_lock()
-        s_ids, s_vecs, s_docs, s_meta = [], [], [], []
         c_ids, c_vecs, c_docs, c_meta = [], [], [], []
         keep: dict[str, set[str]] = {}
         for rec in batch:
             base = {"article_id": rec.article_id, "raw_hash": rec.raw_hash, "source_path": rec.source_path or ""}
-            s_ids += rec.sentence_ids
-            s_vecs += list(rec.sentence_vecs)
-            s_docs += [s.text for s in rec.sentences]
-            s_meta += [{**base, "start": s.start, "end": s.end} for s in rec.sentences]
+            row = {(s.start, s.end): i for i, s in enumerate(rec.sentences)}
             c_ids += [c.chunk_id for c in rec.chunks]
             c_vecs += list(rec.chunk_vecs)
             c_docs += [c.text for c in rec.chunks]
-            c_meta += [chunk_metadata(c, base, len(rec.chunks), len(rec.sentences), m)
+            c_meta += [chunk_metadata(c, base, len(rec.chunks), len(rec.sentences), m,
+                                      rec.sentence_vecs[[row[(s.start, s.end)] for s in c.sentences]])
                        for c, m in zip(rec.chunks, rec.chunk_morphs)]
-            keep[rec.article_id] = {c.chunk_id for c in rec.chunks} | set(rec.sentence_ids)
+            keep[rec.article_id] = {c.chunk_id for c in rec.chunks}
         with self._lock:
             # Bumped before and after: a crash in between leaves a generation no cached keyword
             # index carries, so the index is rebuilt from what Chroma really holds.
             self._bump_generation()
-            self._upsert(self._sentences, s_ids, s_vecs, s_docs, s_meta)
             self._upsert(self._chunks, c_ids, c_vecs, c_docs, c_meta)
-            for col in (self._chunks, self._sentences):
-                self._delete_stale_many(col, keep)
+            self._delete_stale_many(self._chunks, keep)
             self._bump_generation()
 
     def _upsert(self, col, ids, vecs, docs, metas) -> None:
@@ -307,7 +337,6 @@ class ArticleStore:
         with self._lock:
             self._bump_generation()
             n = self._delete_stale(self._chunks, article_id, set())
-            self._delete_stale(self._sentences, article_id, set())
             self._bump_generation()
         return n
 
@@ -340,40 +369,65 @@ class ArticleStore:
         return [(chunk_from_record(i, d, m), 1.0 - float(dist)) for i, d, m, dist in
                 zip(got["ids"][0], got["documents"][0], got["metadatas"][0], got["distances"][0])]
 
+    def dense_ids(self, vector: np.ndarray, k: int, filters: dict | None = None) -> list[tuple[str, float]]:
+        """The ``k`` nearest chunks' ids and cosine similarities, without their records."""
+        self._open()
+        got = self._chunks.query(query_embeddings=[np.asarray(vector, dtype=np.float32)], n_results=k,
+                                 where=build_where(filters), include=["distances"])
+        return [(i, 1.0 - float(d)) for i, d in zip(got["ids"][0], got["distances"][0])]
+
     def get_chunks(self, chunk_ids: list[str]) -> dict[str, Chunk]:
+        """Chunks by id; their sentence vectors, read with them, are kept for ``sentence_vectors_for``."""
         if not chunk_ids:
             return {}
         self._open()
         got = self._chunks.get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        for i, m in zip(got["ids"], got["metadatas"]):
+            self._remember_vectors(i, m)
         return {i: chunk_from_record(i, d, m) for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])}
 
+    def _remember_vectors(self, chunk_id: str, meta: dict) -> None:
+        # A chunk id is a hash of its article, title and text, and a store has one embedder, so the
+        # vectors of a chunk id never change: the memo needs no invalidation, only a bound.
+        vecs = chunk_sentence_vectors(meta, self.dim)
+        if vecs:
+            with self._lock:
+                self._vector_memo[chunk_id] = (meta["article_id"], vecs)
+                self._vector_memo.move_to_end(chunk_id)
+                while len(self._vector_memo) > _VECTOR_MEMO:
+                    self._vector_memo.popitem(last=False)
+
     def sentences_of(self, article_ids: list[str]) -> list[StoredSentence]:
-        """Every stored sentence (with its vector) of the given articles."""
+        """Every stored sentence (with its vector) of the given articles, in article order."""
         if not article_ids:
             return []
         self._open()
         where = {"article_id": {"$in": list(article_ids)}} if len(article_ids) > 1 else {"article_id": article_ids[0]}
-        got = self._sentences.get(where=where, include=["documents", "metadatas", "embeddings"])
-        return [StoredSentence(m["article_id"], int(m["start"]), int(m["end"]), d, np.asarray(v, dtype=np.float32))
-                for d, m, v in zip(got["documents"], got["metadatas"], got["embeddings"])]
+        got = self._chunks.get(where=where, include=["documents", "metadatas"])
+        out: dict[tuple[str, int], StoredSentence] = {}
+        for d, m in zip(got["documents"], got["metadatas"]):
+            start = int(m["start"])
+            for a, b, vec in chunk_sentence_vectors(m, self.dim):  # a sentence two chunks share is kept once
+                out.setdefault((m["article_id"], a), StoredSentence(m["article_id"], a, b, d[a - start : b - start], vec))
+        return [out[k] for k in sorted(out)]
 
     def sentence_vectors_for(self, chunks: list[Chunk]) -> dict[tuple[str, int], np.ndarray]:
-        """Vectors of the sentences of ``chunks``, keyed by (article id, start), fetched by id: the
-        cost follows the passages retrieved, not the size of the store (a metadata filter over the
-        sentence collection grew with it: ask() p50 went from 99 ms at 10k chunks to 175 ms at 100k)."""
-        keys: dict[str, list[tuple[str, int]]] = {}
-        for c in chunks:
-            for s in c.sentences:
-                keys.setdefault(content_id(c.article_id, s.text), []).append((c.article_id, s.start))
-        if not keys:
-            return {}
-        self._open()
-        got = self._sentences.get(ids=list(keys), include=["embeddings"])
+        """Vectors of the sentences of ``chunks``, keyed by (article id, start), read from the chunk
+        records by id: the cost follows the passages retrieved, not the size of the store."""
+        ids = list(dict.fromkeys(c.chunk_id for c in chunks))
+        with self._lock:
+            missing = [i for i in ids if i not in self._vector_memo]
+        if missing:
+            self._open()
+            got = self._chunks.get(ids=missing, include=["metadatas"])
+            for i, m in zip(got["ids"], got["metadatas"]):
+                self._remember_vectors(i, m)
         out = {}
-        for i, v in zip(got["ids"], got["embeddings"]):
-            vec = np.asarray(v, dtype=np.float32)
-            for key in keys.get(i, ()):  # the same text twice in an article has one vector
-                out[key] = vec
+        with self._lock:
+            for i in ids:
+                article_id, vecs = self._vector_memo.get(i, ("", ()))
+                for a, _b, vec in vecs:
+                    out[(article_id, a)] = vec
         return out
 
     # ---- term vectors (rag.bridge; rag.terms keeps them) ---------------------------------------------
@@ -416,14 +470,25 @@ class ArticleStore:
         with self._lock:
             terms = [getattr(c, "name", c) for c in self._client.list_collections()
                      if getattr(c, "name", c).startswith(f"{self.settings.collection}__terms")]
-            for name in (self.settings.collection, f"{self.settings.collection}__sentences", *terms):
+            legacy = _legacy_sentences(self.settings.collection)
+            names = [self.settings.collection, *([legacy] if legacy in _collection_names(self._client) else []), *terms]
+            for name in names:
                 try:
                     self._client.delete_collection(name)
                 except Exception as e:  # already gone is fine; anything else is reported
                     log.warning("could not delete collection %s: %s", name, e)
             self._keywords.clear()
-            self._chunks = self._sentences = None
+            self._chunks = None
             self.terms.forget()
+
+
+def _legacy_sentences(collection: str) -> str:
+    """The sentence collection a schema-1 store kept beside its chunks."""
+    return f"{collection}__sentences"
+
+
+def _collection_names(client) -> set[str]:
+    return {getattr(c, "name", c) for c in client.list_collections()}
 
 
 _stores: dict[tuple, ArticleStore] = {}

@@ -62,7 +62,7 @@ def test_zero_width_characters_are_gone_from_stored_text(hostile_settings):
     from rag.store import get_store
 
     store = get_store(hostile_settings, get_embedder(hostile_settings))
-    docs = [r.text for r in store.all_records("chunks") if r.article_id == "hostile"]
+    docs = [r.text for r in store.all_records() if r.article_id == "hostile"]
     assert docs and not any(ch in d for d in docs for ch in "\u200b\u200d\ufeff")
     assert any("SK하이닉스" in d for d in docs)
 

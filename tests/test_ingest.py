@@ -47,7 +47,7 @@ def test_seed_store_contents(seeded_settings):
     for p in SEEDS.glob("*.txt"):
         cleaned = clean_file(p, seeded_settings, get_embedder(seeded_settings))
         dropped = [b.text for b in cleaned.dropped if len(b.text) > 15 and b.text not in cleaned.article.text]
-        docs = [r.text for r in store.all_records("chunks") if r.article_id == p.stem]
+        docs = [r.text for r in store.all_records() if r.article_id == p.stem]
         assert docs and all(d in cleaned.article.text for d in docs)
         assert not any(junk in d for junk in dropped for d in docs)
 

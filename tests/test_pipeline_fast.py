@@ -61,7 +61,7 @@ def test_ingest_is_idempotent_and_a_change_replaces_the_article(fast):
     (pages / "ferry.txt").write_text(PAGES["ferry.txt"].replace("정원 120명", "정원 150명"), encoding="utf-8")
     third = ingest_paths([pages], s)
     assert third.count("changed") == 1 and third.count("unchanged") == 1
-    texts = [r.text for r in store.all_records("chunks") if r.article_id == "ferry"]
+    texts = [r.text for r in store.all_records() if r.article_id == "ferry"]
     assert any("150명" in t for t in texts) and not any("120명" in t for t in texts)
 
 
@@ -101,24 +101,102 @@ def test_folder_ingest_takes_pages_only_and_never_follows_links_out(fast, tmp_pa
     assert by_path["link.txt"].status == "skipped" and "not followed" in by_path["link.txt"].message
     assert by_path["passwd"].status == "skipped" and by_path["notes.md"].status == "skipped"
     assert report.count("new") == 2 and report.to_dict()["skipped"] == 3 and not report.failed
-    everything = " ".join(r.text for r in get_store(s, get_embedder(s)).all_records("chunks"))
+    everything = " ".join(r.text for r in get_store(s, get_embedder(s)).all_records())
     assert "root:x" not in everything and "비밀번호" not in everything
 
 
-def test_doctor_names_sentences_from_another_version(fast):
+def test_a_chunk_missing_a_sentence_vector_is_found_and_repaired(fast):
     from ingest.doctor import check_store
+    from rag.records import decode_vectors, encode_vectors
 
     pages, s = fast
     ingest_paths([pages], s)
     store = get_store(s, get_embedder(s))
+    assert check_store(s).ok and check_store(s).sentences == len(store.sentences_of(["library", "ferry"]))
     store._open()
-    got = store._sentences.get(where={"article_id": "ferry"}, include=["metadatas"])
-    store._sentences.update(ids=got["ids"][:1], metadatas=[{**got["metadatas"][0], "raw_hash": "older"}])
+    got = store._chunks.get(where={"article_id": "ferry"}, include=["metadatas"])
+    meta = got["metadatas"][0]
+    short = encode_vectors(decode_vectors(meta["svec"], store.dim)[:-1])  # one sentence's vector lost
+    store._chunks.update(ids=got["ids"][:1], metadatas=[{**meta, "svec": short}])
     report = check_store(s)
     assert not report.ok
-    assert any("1 of its" in p and "another version" in p for p in report.problems), report.problems
-    assert not any("stored," in p and "expected" in p for p in report.problems)  # not "3 stored, 3 expected"
-    assert check_store(s, repair=True).repairs and check_store(s).ok
+    assert any("ferry" in p and "do not hold one vector per sentence" in p for p in report.problems), report.problems
+    assert not store.article_state("ferry").complete and store.article_state("library").complete
+    # the next ingest of the unchanged file writes the article again, whole
+    again = ingest_paths([pages], s)
+    assert {r.article_id: r.status for r in again.files} == {"ferry": "changed", "library": "unchanged"}
+    assert check_store(s).ok
+
+
+def test_sentence_vectors_are_those_of_the_sentences(fast):
+    pages, s = fast
+    ingest_paths([pages], s)
+    emb = get_embedder(s)
+    store = get_store(s, emb)
+    chunks = list(store.get_chunks([r.record_id for r in store.all_records()]).values())
+    got = store.sentence_vectors_for(chunks)
+    sentences = [(c.article_id, sent) for c in chunks for sent in c.sentences]
+    assert set(got) == {(aid, sent.start) for aid, sent in sentences}
+    want = emb.embed_passages([sent.text for _, sent in sentences])
+    for (aid, sent), w in zip(sentences, want):
+        np.testing.assert_allclose(got[(aid, sent.start)], w, atol=2e-3)  # stored as float16
+
+
+def test_a_store_with_a_sentence_collection_is_migrated_without_embedding_again(fast):
+    """A schema-1 store (every sentence a record of ``<name>__sentences``) opened by this version:
+    the vectors move into the chunk records, the collection goes, answers still cite."""
+    import json
+
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+    from rag.records import content_id
+    from rag.store import forget_store
+
+    pages, s = fast
+    ingest_paths([pages], s)
+    emb = get_embedder(s)
+    store = get_store(s, emb)
+    before = {(x.article_id, x.start): x.vector for x in store.sentences_of(["library", "ferry"])}
+    answer_before = ask("가람시가 청소년 도서관을 짓는 곳은 어디인가요?", settings=s)
+    # turn it back into schema 1: sentence records of their own, no vectors in the chunks
+    client = chromadb.PersistentClient(path=str(s.store_dir), settings=ChromaSettings(anonymized_telemetry=False))
+    chunks = client.get_collection(s.collection, embedding_function=None)
+    got = chunks.get(include=["metadatas", "documents"])
+    old = client.create_collection(f"{s.collection}__sentences", embedding_function=None)
+    ids, vecs, docs, metas = {}, [], [], []
+    for i, m, d in zip(got["ids"], got["metadatas"], got["documents"]):
+        start = int(m["start"])
+        for a, b in json.loads(m["sentences"]):
+            sid = content_id(m["article_id"], d[a - start : b - start])
+            if sid not in ids:
+                ids[sid] = len(ids)
+                vecs.append(before[(m["article_id"], a)])
+                docs.append(d[a - start : b - start])
+                metas.append({"article_id": m["article_id"], "start": a, "end": b, "raw_hash": m["raw_hash"]})
+    old.add(ids=list(ids), embeddings=np.asarray(vecs), documents=docs, metadatas=metas)
+    chunks.update(ids=got["ids"], metadatas=[{k: v for k, v in m.items() if k != "svec"} for m in got["metadatas"]])
+    chunks.modify(metadata={**chunks.metadata, "schema": 1})
+    del client, chunks, old
+    forget_store(s)
+
+    class Refusing(type(emb)):
+        def _encode(self, texts, is_query):
+            assert is_query, "migration must not embed passages"
+            return super()._encode(texts, is_query)
+
+    from rag.embed import register_embedder
+
+    s2 = s.with_(embedder=register_embedder("fake", Refusing()))
+    store = get_store(s2, get_embedder(s2))
+    after = {(x.article_id, x.start): x.vector for x in store.sentences_of(["library", "ferry"])}
+    assert after.keys() == before.keys()
+    for k, v in before.items():
+        np.testing.assert_allclose(after[k], v, atol=2e-3)
+    names = {c.name for c in store._client.list_collections()}
+    assert f"{s.collection}__sentences" not in names
+    assert ingest_paths([pages], s2).count("unchanged") == 2  # complete: nothing to embed again
+    answer = ask("가람시가 청소년 도서관을 짓는 곳은 어디인가요?", settings=s2)
+    assert answer.text == answer_before.text and answer.citations and citations_are_valid(answer.text, answer.citations)
 
 
 def test_an_unusable_store_folder_is_named_in_one_line(tmp_path, capsys):
@@ -139,7 +217,7 @@ def test_a_file_with_a_stored_name_from_elsewhere_does_not_replace_it(fast, tmp_
     (other / "ferry.txt").write_text("다른 출처의 다른 글이다. 여객선과는 관계가 없다고 밝혔다.\n" * 3, encoding="utf-8")
     report = ingest_paths([other / "ferry.txt"], s)
     assert report.failed and "already stored from" in report.files[0].message and "--replace" in report.files[0].message
-    texts = [r.text for r in get_store(s, get_embedder(s)).all_records("chunks") if r.article_id == "ferry"]
+    texts = [r.text for r in get_store(s, get_embedder(s)).all_records() if r.article_id == "ferry"]
     assert any("여객선 운항" in t for t in texts)  # the stored article is untouched
     replaced = ingest_paths([other / "ferry.txt"], s, replace=True)
     assert replaced.count("changed") == 1
@@ -194,7 +272,7 @@ def test_derived_chunk_vectors_embed_each_sentence_once(fast):
     ingest_paths([pages], settings)
     store = get_store(settings, emb)
     sentences = {s.text for aid in ("library", "ferry") for s in store.sentences_of([aid])}
-    chunks = store.get_chunks([r.record_id for r in store.all_records("chunks")])
+    chunks = store.get_chunks([r.record_id for r in store.all_records()])
     assert len(chunks) > 2 and any(len(c.sentences) > 1 for c in chunks.values())
     # no text was embedded twice, and no multi-sentence chunk text was embedded at all
     assert len(seen) == len(set(seen))
@@ -220,7 +298,7 @@ def test_embedded_chunk_vectors_are_the_default_and_embed_the_chunk_text(fast):
     assert settings.chunk_vectors == "embedded"
     ingest_paths([pages], settings)
     store = get_store(settings, emb)
-    chunks = store.get_chunks([r.record_id for r in store.all_records("chunks")])
+    chunks = store.get_chunks([r.record_id for r in store.all_records()])
     c = next(c for c in chunks.values() if len(c.sentences) > 1)
     got = store._chunks.get(ids=[c.chunk_id], include=["embeddings"])["embeddings"][0]
     np.testing.assert_allclose(got, emb.embed_passages([embedding_text(c)])[0], atol=1e-6)

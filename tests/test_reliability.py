@@ -69,7 +69,7 @@ def test_sigkill_during_ingest_leaves_a_store_that_heals(tmp_path):
     for p in folder.glob("*.txt"):
         state = st.article_state(p.stem)
         assert state.complete and state.raw_hash == _raw_hash(p.read_bytes(), settings, embedder), p.name
-    assert set(st.keyword_index().ids) == {r.record_id for r in st.all_records("chunks")}
+    assert set(st.keyword_index().ids) == {r.record_id for r in st.all_records()}
     forget_store(settings)
 
 

@@ -55,7 +55,7 @@ def test_ingest_and_ask_through_a_chroma_server(chroma_server, tmp_path):
     a = ask("샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?", settings=s)
     assert not a.abstained and "평택" in a.citations[0].quote
     store = get_store(s, get_embedder(s))
-    assert set(store.keyword_index().ids) == {r.record_id for r in store.all_records("chunks")}
+    assert set(store.keyword_index().ids) == {r.record_id for r in store.all_records()}
     # the records live in the server: no embedded store (and no writer lock) was created locally
     assert not (s.store_dir / "chroma.sqlite3").exists() and not (s.store_dir / ".writer.lock").exists()
     again = ingest_paths([SEEDS], s)
@@ -165,7 +165,7 @@ def test_parallel_ingest_over_two_workers_matches_a_serial_one(chroma_server, tm
     assert two.count("new") == 7 and two.count("failed") == 1 and "also used by" in two.files[-1].message
     assert sorted(seen) == [(n, 7) for n in range(1, 8)]
     s_store, p_store = get_store(serial, get_embedder(serial)), get_store(par, get_embedder(par))
-    assert ({r.record_id for r in p_store.all_records("chunks")} == {r.record_id for r in s_store.all_records("chunks")}
+    assert ({r.record_id for r in p_store.all_records()} == {r.record_id for r in s_store.all_records()}
             == set(p_store.keyword_index().ids))
     a = ask(NEW_Q[0], settings=par)
     assert not a.abstained and NEW_Q[1] in a.citations[0].quote
