@@ -96,3 +96,18 @@ def test_dense_metrics_of_the_chunk_vector_fit():
     in_source = np.array([[True, True, False, False], [False, False, True, False]])
     m = dense_metrics(chunks, queries, has_ev, in_source)
     assert m == {"hit_at_5": 1.0, "evidence_at_5": 0.5, "evidence_mrr_at_10": 0.25}
+
+
+def test_a_batch_of_blocks_analysed_at_once_reads_as_each_analysed_alone(monkeypatch):
+    """``parse_many`` (one threaded Kiwi call for a page's blocks) gives what analysing each block
+    alone gives, and fills the memo, so the block-by-block reads that follow never call Kiwi."""
+    import rag.korean as korean
+
+    blocks = [p for p in TEXT.split("\n\n")] + ["[테스트신문=홍길동 기자] 짧은 줄", "ⓒ 테스트신문 무단전재 금지", "  "]
+    korean._memo.clear()
+    alone = [korean.split_analyzed(b) for b in blocks]
+    korean._memo.clear()
+    korean.parse_many(blocks)
+    monkeypatch.setattr(korean, "get_kiwi", lambda: (_ for _ in ()).throw(AssertionError("Kiwi called again")))
+    assert [korean.split_analyzed(b) for b in blocks] == alone
+    assert alone[0] and alone[-1] == []
