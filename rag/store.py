@@ -30,7 +30,7 @@ from .records import (ArticleRecords, ArticleState, StoredArticle, StoredRecord,
                       holds_sentence_vectors)
 from .settings import Settings
 from .terms import TermCollections
-from .types import Chunk, Sentence
+from .types import Chunk
 from .writer_lock import acquire_writer_lock, make_store_dir
 
 __all__ = ["ArticleRecords", "ArticleState", "ArticleStore", "StoredArticle", "StoredRecord", "StoredSentence",
