@@ -168,7 +168,10 @@ def chunk_sentence_vectors(meta: dict, dim: int) -> list[tuple[int, int, np.ndar
     offsets = json.loads(meta.get("sentences") or "[]")
     if not meta.get("svec"):
         return []
-    vecs = decode_vectors(meta["svec"], dim)
+    try:
+        vecs = decode_vectors(meta["svec"], dim)
+    except (StoreError, ValueError):  # damaged: read as missing (the doctor names it, ingest rewrites it)
+        return []
     if len(vecs) != len(offsets):
         return []
     return [(int(s), int(e), v) for (s, e), v in zip(offsets, vecs)]
