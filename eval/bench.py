@@ -562,8 +562,9 @@ Made by `rag bench`; do not edit by hand (re-run it instead).
 - retrieve = retrieval with the question's vector given (query embedding reported apart); ask = the
   whole answer (extractive for ours) including query embedding; cold start = a new process from start to
   its first answer, printed; "+ exit" is the time the process then takes to exit (interpreter teardown,
-  mostly freeing Kiwi's model and Chroma's client), which a shell running `rag ask` waits for too (runs
-  of this bench before 2026-12-02 16:30 counted it in the cold start). Each (level, pipeline) runs in its own child process.
+  mostly freeing Kiwi's model and Chroma's client), which a shell running `rag ask` waits for too (reports
+  made before the "real pages" level existed counted it in the cold start). Each (level, pipeline) runs in
+  its own child process.
 - The synthetic pages draw their sentences from {meta.get('source_sentences', '?')} source sentences, so at 1,000 chunks a
   sentence recurs in several articles; our embedder's memo embeds a recurring sentence once, while the plain
   pipeline embeds every chunk whole. The "real pages" level ({meta.get('pages') or 'not run'}) has no such repeats: it
@@ -671,6 +672,8 @@ def main(argv: list[str] | None = None) -> int:
             r.setdefault("per_text_s", saved["meta"].get("per_text_s"))
         _write_report(saved["rows"], saved["meta"], args.out, args.svg)
         return 0
+    if args.pages and not (Path(args.pages).is_dir() and page_files(Path(args.pages))):
+        ap.error(f"--pages {args.pages}: not a folder of .txt or .html pages")
     work = Path(args.workdir)
     cache = work / "cache"
     levels = [int(x) for x in args.levels.split(",") if x.strip()]
@@ -698,8 +701,6 @@ def main(argv: list[str] | None = None) -> int:
     cached_levels = any(level > args.real_embed_up_to for level in levels)
     pool = pool_vectors(docs, cache, get_embedder(Settings())) if cached_levels else None
     rows = []
-    if args.pages and not (Path(args.pages).is_dir() and page_files(Path(args.pages))):
-        ap.error(f"--pages {args.pages}: not a folder of .txt or .html pages")
     for level in ([0] if args.pages else []) + levels:
         if level == 0:
             corpus = Path(args.pages).resolve()
