@@ -5,7 +5,9 @@
     python -m eval.fit chunkvec [--corpus eval/corpus] [--split dev]  # -> ingest/chunk_model.json
 
 Every weight and threshold the models use comes from here; run it again on your own labelled pages
-(same ``labels.jsonl`` format, see eval/corpus/README.md) to refit them. ``--cv`` also prints a
+(same ``labels.jsonl`` format, see eval/corpus/README.md) to refit them. The fits use the settings the
+assistant runs with (``RAG_EMBEDDER``, ``RAG_CHUNK_VECTORS``, ``RAG_CHUNK_CHARS``, ...), so a ranker is
+fitted on the features it will see. ``--cv`` also prints a
 page-grouped cross-validation of the fit, so a change can be judged without touching the test split.
 """
 
@@ -82,12 +84,17 @@ class CachedEmbed:
         from rag.embed import get_embedder
         from rag.settings import Settings
 
-        self.embedder = get_embedder(Settings())
+        self.embedder = get_embedder(Settings.from_env())
         self.path = path
         self.memo: dict[str, np.ndarray] = {}
         if path is not None and path.exists():
             data = np.load(path, allow_pickle=False)
-            self.memo = dict(zip(data["texts"].tolist(), data["vectors"]))
+            made_by = str(data["embedder"]) if "embedder" in data.files else None
+            if made_by != self.embedder.name:  # another model's vectors: start afresh, overwrite on save
+                print(f"{path}: made by {made_by or 'an unnamed embedder'}, not {self.embedder.name}; not used",
+                      file=sys.stderr)
+            else:
+                self.memo = dict(zip(data["texts"].tolist(), data["vectors"]))
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self.memo]
@@ -99,7 +106,8 @@ class CachedEmbed:
     def save(self) -> None:
         if self.path is not None and self.memo:
             texts = list(self.memo)
-            np.savez(self.path, texts=np.array(texts), vectors=np.stack([self.memo[t] for t in texts]))
+            np.savez(self.path, texts=np.array(texts), vectors=np.stack([self.memo[t] for t in texts]),
+                     embedder=np.array(self.embedder.name))
 
 
 def out_of_fold(X: np.ndarray, y: np.ndarray, groups: np.ndarray, features, classes, C: float,
@@ -235,13 +243,13 @@ def ranker_data(corpus, split: str | None, store: Path | None, k: int):
 
     items = load_gold(corpus.gold, corpus.pages, split)
     tmp = None
-    settings = Settings()
+    settings = Settings.from_env()  # the embedder, chunking and chunk vectors the assistant runs with
     if store is None:
         tmp = tempfile.TemporaryDirectory(prefix="rag-fit-")
         store = Path(tmp.name) / "store"
     settings = replace(settings, store_dir=Path(store), chroma_url=None, abstain_threshold=0.0)
-    if not (Path(store) / "chroma.sqlite3").exists():
-        _ingest(corpus.page_files(split), settings, True)
+    # always: ingest is incremental, and a reused --store built with other settings is brought in line
+    _ingest(corpus.page_files(split), settings, True)
     warm_up(settings, wait=True)
     labels = corpus.load_labels()
     rows = []
@@ -369,7 +377,7 @@ def chunkvec_data(corpus, split: str | None, embed: "CachedEmbed"):
     class _Passages:  # cleaning's similarity feature, through the same memo
         embed_passages = staticmethod(embed)
 
-    settings = Settings()
+    settings = Settings.from_env()
     chunks, sent_rows, titles = [], [], []
     for f in corpus.page_files(split):
         article = clean_bytes(f.read_bytes(), article_id_for(f), _Passages(), source_path=str(f)).article
