@@ -449,7 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--vector-cache", type=Path, help="cleaner, chunkvec: an .npz file memoising sentence vectors between fits")
     p.add_argument("--compare-embedded", action="store_true",
                    help="chunkvec: also report chunk texts embedded whole (embeds every chunk)")
-    p.add_argument("--store", type=Path, help="ranker: a store of the split's pages to reuse (built there if empty)")
+    p.add_argument("--store", type=Path, help="ranker: a store of the split's pages to reuse (the pages are ingested there first: only "
+                        "those new or changed, or stored with other settings, are embedded)")
     p.add_argument("--k", type=int, default=10, help="ranker: passages retrieved per question")
     p.add_argument("--no-embed", action="store_true", help="fit without the embedding-similarity feature")
     a = p.parse_args(argv)
