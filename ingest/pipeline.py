@@ -240,20 +240,26 @@ def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embed
                 state=_UNKNOWN) -> "FileResult | tuple[FileResult, ArticleRecords]":
     """Read, clean, chunk and embed one file: a ``FileResult`` when there is nothing to write
     (unchanged), else the result and the records for the caller to write in a batch. A file whose
-    article id is already stored from another path does not replace that article unless ``replace``.
-    ``state`` is what the store holds of the article, when the caller already asked."""
+    article id is already stored from another path does not replace that article unless ``replace``;
+    if its content is the stored article's, it is the same article (a copy; or the file moved, or
+    ``replace``: then the store follows it to its new path). ``state`` is what the store holds of the
+    article, when the caller already asked."""
     stages = stages or _Stages(embedder)
     with stages("read"):
         if state is _UNKNOWN:
             state = store.article_state(article_id)
         source = str(path.resolve())
-        if state is not None and state.source_path and state.source_path != source and not replace:
+        data = read_bytes(path, settings.max_file_bytes)
+        raw_hash = _raw_hash(data, settings, embedder) + ("" if clean else "-raw")
+        unchanged = state is not None and state.complete and state.raw_hash == raw_hash
+        elsewhere = state is not None and state.source_path and state.source_path != source
+        if elsewhere and not replace and not unchanged:
             raise DocumentError(
                 f"{path}: an article with id {article_id!r} is already stored from {state.source_path}; "
                 "rename this file to add it as a new article, or ingest it with --replace to replace that one")
-        data = read_bytes(path, settings.max_file_bytes)
-        raw_hash = _raw_hash(data, settings, embedder) + ("" if clean else "-raw")
-    if state is not None and state.complete and state.raw_hash == raw_hash:
+        if elsewhere and unchanged and (replace or not Path(state.source_path).exists()):
+            store.move_article(article_id, source)  # moved (a new checkout, a renamed folder), or --replace
+    if unchanged:
         return FileResult(str(path), article_id, "unchanged", len(state.chunk_ids))
     with stages("clean"):
         cleaned = clean_bytes(data, article_id, embedder, source_path=source, clean=clean, max_chars=settings.max_page_chars)

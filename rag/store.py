@@ -340,6 +340,16 @@ class ArticleStore:
             self._bump_generation()
         return n
 
+    def move_article(self, article_id: str, source_path: str) -> None:
+        """Record that a stored article's file now lives at ``source_path`` (its text is unchanged)."""
+        self._open()
+        self.acquire_writer_lock()
+        with self._lock:
+            got = self._chunks.get(where={"article_id": article_id}, include=["metadatas"])
+            if got["ids"]:
+                self._chunks.update(ids=got["ids"],
+                                    metadatas=[{**m, "source_path": source_path} for m in got["metadatas"]])
+
     @staticmethod
     def _delete_stale(collection, article_id: str, keep: set[str]) -> int:
         got = collection.get(where={"article_id": article_id}, include=[])

@@ -223,6 +223,30 @@ def test_a_file_with_a_stored_name_from_elsewhere_does_not_replace_it(fast, tmp_
     assert replaced.count("changed") == 1
 
 
+def test_the_same_article_from_a_new_path_is_unchanged_and_followed_when_the_file_moved(fast, tmp_path):
+    import shutil
+
+    pages, s = fast
+    ingest_paths([pages], s)
+    store = get_store(s, get_embedder(s))
+
+    def sources():
+        return {a.article_id: a.source_path for a in store.articles().values()}
+
+    before = sources()
+    copy = tmp_path / "checkout-2" / "pages"  # the same pages in a second checkout
+    shutil.copytree(pages, copy)
+    report = ingest_paths([copy], s)
+    assert report.count("unchanged") == 2 and not report.failed and report.chunks_written == 0
+    assert sources() == before  # a copy: the stored articles keep their files
+    shutil.rmtree(pages)  # the first checkout is gone: the store follows the files to the second
+    report = ingest_paths([copy], s, prune=True)
+    assert report.count("unchanged") == 2 and report.count("pruned") == 0 and not report.failed
+    assert sources() == {aid: str(copy.resolve() / src.rsplit("/", 1)[-1]) for aid, src in before.items()}
+    assert ask("해솔군은 여객선 운항을 하루 몇 차례로 늘리나?", settings=s).citations  # still answers from them
+    assert ingest_paths([copy], s, prune=True).count("pruned") == 0
+
+
 def test_an_upload_with_a_stored_name_becomes_a_new_article(fast, tmp_path):
     from ui.app import _fresh_upload_path
 
