@@ -12,6 +12,11 @@ import numpy as np
 from .records import content_id
 
 SCHEMA = 1
+# Graph candidates a nearest-term search looks at (Chroma's default is 100). The term vectors crowd
+# together (single words), and at 100 two builds of the same dev store, record for record identical,
+# bridged the words of 7 of the dev split's 288 questions differently (the HNSW graph depends on
+# insertion order); at 400 every question got the same terms from both, as with 1,000.
+EF_SEARCH = 400
 
 
 class TermCollections:
@@ -23,6 +28,7 @@ class TermCollections:
         self._before_write = before_write  # the writer lock
         self._cols: dict = {}
         self._seen: set[str] = set()  # encoders whose collection is known to be non-empty
+        self._ef_checked: set[str] = set()  # encoders whose collection's search breadth was checked
 
     def name(self, encoder: str) -> str:
         from .bridge import TERM_VERSION
@@ -37,20 +43,35 @@ class TermCollections:
                 if col is None:
                     col = self._client().get_or_create_collection(
                         self.name(encoder), metadata={"encoder": encoder, "schema": SCHEMA},
-                        configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+                        configuration={"hnsw": {"space": "cosine", "ef_search": EF_SEARCH}},
+                        embedding_function=None)
                     self._cols[encoder] = col
         return col
+
+    @staticmethod
+    def search_ef(col) -> int:
+        config = getattr(col, "configuration_json", None) or {}
+        return int((config.get("hnsw") or {}).get("ef_search") or 0)
 
     @staticmethod
     def _id(form: str) -> str:
         return content_id("term", form)
 
     def missing(self, forms: list[str], encoder: str) -> list[str]:
-        """Those of ``forms`` that the encoder's term collection does not hold."""
+        """Those of ``forms`` that the encoder's term collection does not hold (asked by every ingest
+        batch, which also widens the search of a collection made before ``EF_SEARCH``)."""
+        col = self._col(encoder)
+        if encoder not in self._ef_checked and self.search_ef(col) < EF_SEARCH:
+            # a collection made before EF_SEARCH: raised by the first ingest after (once a process)
+            self._ef_checked.add(encoder)
+            self._before_write()
+            with self._lock:
+                col.modify(configuration={"hnsw": {"ef_search": EF_SEARCH}})
+                col = self._cols[encoder] = self._client().get_collection(self.name(encoder), embedding_function=None)
         if not forms:
             return []
         ids = {self._id(f): f for f in forms}
-        have = set(self._col(encoder).get(ids=list(ids), include=[])["ids"])
+        have = set(col.get(ids=list(ids), include=[])["ids"])
         return [f for i, f in ids.items() if i not in have]
 
     def write(self, forms: list[str], vecs: np.ndarray, hubs: np.ndarray, encoder: str, upsert) -> None:
@@ -82,4 +103,4 @@ class TermCollections:
                 for metas, dists in zip(got["metadatas"], got["distances"])]
 
     def forget(self) -> None:
-        self._cols, self._seen = {}, set()
+        self._cols, self._seen, self._ef_checked = {}, set(), set()

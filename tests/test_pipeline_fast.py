@@ -247,6 +247,30 @@ def test_the_same_article_from_a_new_path_is_unchanged_and_followed_when_the_fil
     assert ingest_paths([copy], s, prune=True).count("pruned") == 0
 
 
+def test_term_collections_search_wide_and_an_older_store_is_widened_by_its_next_ingest(fast):
+    from rag.bridge import word_encoders
+    from rag.store import forget_store
+    from rag.terms import EF_SEARCH
+
+    pages, s = fast
+    ingest_paths([pages], s)
+    emb = get_embedder(s)
+    keys = [enc.key for enc in word_encoders(emb)]
+    terms = get_store(s, emb).terms
+    assert [terms.search_ef(terms._col(k)) for k in keys] == [EF_SEARCH] * len(keys)
+    for k in keys:  # as a store made before EF_SEARCH: Chroma's default breadth
+        terms._col(k).modify(configuration={"hnsw": {"ef_search": 100}})
+    forget_store(s)
+    terms = get_store(s, emb).terms
+    assert [terms.search_ef(terms._col(k)) for k in keys] == [100] * len(keys)
+    (pages / "harbor.txt").write_text("해솔군 항구에 새 방파제가 들어선다.\n\n방파제 공사는 내년 봄 끝난다고 군은 밝혔다.\n",
+                                      encoding="utf-8")
+    assert ingest_paths([pages], s).count("new") == 1
+    forget_store(s)
+    terms = get_store(s, emb).terms
+    assert [terms.search_ef(terms._col(k)) for k in keys] == [EF_SEARCH] * len(keys)
+
+
 def test_an_upload_with_a_stored_name_becomes_a_new_article(fast, tmp_path):
     from ui.app import _fresh_upload_path
 
