@@ -272,9 +272,9 @@ def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embed
                                settings.chunk_overlap)
     with stages("vectors"):
         # every sentence is embedded once (cleaning's similarity feature already did most of them)
+        texts = [s.text for s in sentences]  # a stored sentence is known by its text
         stored = store.sentence_vectors_of(article_id) if state is not None else {}
-        sent_vecs = _vectors_with_reuse([s.text for s in sentences], [s.text for s in sentences], embedder,
-                                        lambda texts: {t: stored[t] for t in texts if t in stored})
+        sent_vecs = _vectors_with_reuse(texts, texts, embedder, lambda _keys: stored)
         if settings.chunk_vectors == "derived":  # from the sentences' vectors and the title's
             title_vec = embedder.embed_passages([article.title])[0] if article.title else None
             chunk_vecs = chunk_vectors(chunks, sentences, sent_vecs, title_vec)
@@ -291,7 +291,8 @@ def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embed
 
 
 def _vectors_with_reuse(ids: list[str], texts: list[str], embedder: Embedder, lookup) -> np.ndarray:
-    """Vectors for ``texts``; those whose id is already stored are reused, never re-embedded."""
+    """Vectors for ``texts``; those whose key (in ``ids``) ``lookup(ids)`` holds are reused, never
+    re-embedded."""
     known = lookup(ids)
     missing = [i for i, cid in enumerate(ids) if cid not in known]
     fresh = embedder.embed_passages([texts[i] for i in missing])
