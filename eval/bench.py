@@ -258,9 +258,7 @@ def measure_ours(job: dict) -> dict:
                            answer=lambda q: ask(q, settings=settings)))
     res["store_bytes"] = _du(Path(job["store"]))
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    store = get_store(settings, embedder)
-    store._open()
-    res.update(vector_quality(store._chunks, _question_vectors(job)))
+    res.update(vector_quality(get_store(settings, embedder).chunk_collection(), _question_vectors(job)))
     return res
 
 
@@ -489,18 +487,19 @@ def _fmt(v, nd=1) -> str:
     return "—" if v is None or (isinstance(v, float) and v != v) else f"{v:,.{nd}f}"
 
 
-# How many passages dense retrieval asks the chunk collection for (``HybridRetriever.candidates``).
-DENSE_CANDIDATES = 30
-
-
-def vector_quality(collection, query_vectors: np.ndarray, n: int = DENSE_CANDIDATES, page: int = 5000,
+def vector_quality(collection, query_vectors: np.ndarray, n: int | None = None, page: int = 5000,
                    sample: int = 2000) -> dict:
     """How the stored passage vectors behave: ``dense_recall`` is the share of Chroma's ``n`` nearest
     (its HNSW index) that are among the exact ``n`` nearest by cosine, over ``query_vectors`` (a
     tie at the n-th similarity counts as found); ``mean_pairwise_cos`` is the mean cosine between
     stored vectors (a sample), which says how crowded they are: synthetic vectors crowd far more than
     real chunks', and HNSW finds neighbours less well in a crowd. Reads every stored vector, a page
-    at a time, so it runs after the memory peak is taken."""
+    at a time, so it runs after the memory peak is taken. ``n``: by default, as many as dense
+    retrieval asks for (``HybridRetriever.candidates``)."""
+    if n is None:
+        from rag.retrieve import HybridRetriever
+
+        n = HybridRetriever.model_fields["candidates"].default
     Q = np.asarray(query_vectors, dtype=np.float32)
     Q = Q / np.linalg.norm(Q, axis=1, keepdims=True)
     best = np.full((len(Q), n), -np.inf, dtype=np.float32)  # each query's n highest similarities so far
@@ -631,9 +630,10 @@ Made by `rag bench`; do not edit by hand (re-run it instead).
 - dense recall@30 is the share of the chunk collection's 30 nearest passages by Chroma's HNSW index
   (what dense retrieval asks for) that are among the exact 30 nearest by cosine, over the gold questions;
   "mean cos" is the mean cosine between stored passage vectors (a sample of 2,000). The cached levels'
-  vectors, sums of a few hundred sentences' vectors, crowd together far more than real chunks' do, and
-  an HNSW index finds neighbours less well in a crowd: their recall is a stress test, not a forecast
-  for a real archive of that size (compare the mean cosine of the real levels).
+  vectors, each a sum of a few of the same few hundred sentences' vectors, crowd together far more
+  than real chunks' do, and an HNSW index finds neighbours less well in a crowd: their recall is a
+  stress test, not a forecast for a real archive of that size (compare the mean cosine of the real
+  levels).
 
 ## Results
 

@@ -211,6 +211,12 @@ class ArticleStore:
         self._open()
         return self._chunks.count()
 
+    def chunk_collection(self):
+        """The Chroma collection of chunk records, for tools that measure the index itself (``rag
+        bench``'s dense recall); reading and writing articles goes through this class."""
+        self._open()
+        return self._chunks
+
     # ---- reading articles ----------------------------------------------------------------------
     def article_state(self, article_id: str) -> ArticleState | None:
         return self.article_states([article_id]).get(article_id)
