@@ -351,10 +351,11 @@ class ArticleStore:
         self._open()
         self.acquire_writer_lock()
         with self._lock:
-            got = self._chunks.get(where={"article_id": article_id}, include=["metadatas"])
-            if got["ids"]:
-                self._chunks.update(ids=got["ids"],
-                                    metadatas=[{**m, "source_path": source_path} for m in got["metadatas"]])
+            # ids only: Chroma's update merges the metadata given into each record's, so the chunks'
+            # sentence vectors are neither read nor written again
+            ids = self._chunks.get(where={"article_id": article_id}, include=[])["ids"]
+            if ids:
+                self._chunks.update(ids=ids, metadatas=[{"source_path": source_path}] * len(ids))
 
     @staticmethod
     def _delete_stale(collection, article_id: str, keep: set[str]) -> int:

@@ -62,7 +62,9 @@ class TermCollections:
         batch, which also widens the search of a collection made before ``EF_SEARCH``)."""
         col = self._col(encoder)
         if encoder not in self._ef_checked and self.search_ef(col) < EF_SEARCH:
-            # a collection made before EF_SEARCH: raised by the first ingest after (once a process)
+            # a collection made before EF_SEARCH: raised by the first ingest after (once a process).
+            # Chroma keeps the setting an index was loaded with, so searches use it from the next
+            # process that opens the store (measured: a modify() is not seen by the same process).
             self._ef_checked.add(encoder)
             self._before_write()
             with self._lock:
