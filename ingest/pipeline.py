@@ -21,6 +21,7 @@ from rag.types import FileResult, IngestReport
 from .chunk import article_sentences, article_terms, chunk_article, chunk_morphemes, chunk_model, chunk_vectors, embedding_text
 from .clean import CleanResult, clean_page, raw_article, read_page
 from .read import SUPPORTED_SUFFIXES, decode, read_bytes
+from .writer import StoreProcess, use_store_process
 
 log = logging.getLogger(__name__)
 # Bump when cleaning or chunking changes, so stored articles are rebuilt on the next ingest.
@@ -103,7 +104,22 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
     """
     started = time.perf_counter()
     embedder = get_embedder(settings)
-    store = get_store(settings, embedder)
+    files, results = collect_files(paths)
+    results = list(results)
+    # a large ingest writes through a child process, so Chroma's writes overlap the cleaning here
+    store = (StoreProcess(settings, embedder.name, embedder.dim) if use_store_process(settings, len(files))
+             else get_store(settings, embedder))
+    try:
+        return _ingest_files(files, results, store, settings, embedder, started, prune=prune, clean=clean,
+                             progress=progress, replace=replace, keyword_index=keyword_index)
+    finally:
+        if isinstance(store, StoreProcess):
+            store.close()
+
+
+def _ingest_files(files: list[Path], results: list[FileResult], store, settings: Settings, embedder: Embedder,
+                  started: float, *, prune: bool, clean: bool, progress, replace: bool,
+                  keyword_index: bool) -> IngestReport:
     store.acquire_writer_lock()  # a second writer on an embedded store fails here, at once
     try:
         store.count()  # a store built with another embedder stops the run here, at once
@@ -111,22 +127,24 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
         raise
     except StoreError as e:  # unreachable: every file will say so, and the summary is printed
         log.warning("%s", e)
-    files, results = collect_files(paths)
-    results = list(results)
     seen_ids: dict[str, Path] = {}
     written = 0
     pending: list[tuple[FileResult, ArticleRecords]] = []
+    in_flight: list[FileResult] = []  # written by the store process, not yet confirmed
     order = {str(p): i for i, p in enumerate(files)}
     model_seconds = embedder.seconds  # time inside the model, cleaning's coherence check included
     stages = _Stages(embedder)
     states: dict[str, ArticleState] = {}
+    next_states = _states_request(store, files[:STATE_BATCH])
     for n, path in enumerate(files, 1):
         if progress:
             progress(str(path), n, len(files))
         article_id = article_id_for(path)
         if (n - 1) % STATE_BATCH == 0:  # what the store holds of the next files, in one call
             with stages("read"):
-                states = _prefetch_states(store, files[n - 1 : n - 1 + STATE_BATCH])
+                states = next_states()
+                # asked now, answered while these files are prepared (the store process's calls queue)
+                next_states = _states_request(store, files[n - 1 + STATE_BATCH : n - 1 + 2 * STATE_BATCH])
         if article_id in seen_ids:
             results.append(FileResult(str(path), article_id, "failed",
                                       message=f"{path}: article id {article_id!r} is also used by {seen_ids[article_id]}"))
@@ -144,10 +162,11 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
         if isinstance(result, tuple):  # prepared: written with others in one batch
             pending.append(result)
             if sum(len(rec.chunks) for _, rec in pending) >= WRITE_BATCH_CHUNKS:
-                written += _flush(store, pending, results, stages, embedder)
+                written += _flush(store, pending, in_flight, results, stages, embedder)
         else:
             results.append(result)
-    written += _flush(store, pending, results, stages, embedder)
+    written += _flush(store, pending, in_flight, results, stages, embedder)
+    written += _settle(store, in_flight, results, stages)
     results.sort(key=lambda r: order.get(r.path, -1))  # file order; bad paths first, as collected
     if prune:
         with stages("prune"):
@@ -162,14 +181,17 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
                         stages.report())
 
 
-def _flush(store: ArticleStore, pending: list, results: list[FileResult], stages: "_Stages",
+def _flush(store, pending: list, in_flight: list[FileResult], results: list[FileResult], stages: "_Stages",
            embedder: Embedder) -> int:
     """Write the prepared articles in one batch; if the store refuses, each of them is reported failed.
     Their Korean nouns new to the store's term collection are encoded and added first (a cache of
     word vectors for the English-question bridge, independent of the articles' records; the term
-    version is part of every article's hash, so a new one re-ingests them all)."""
+    version is part of every article's hash, so a new one re-ingests them all). Through a store
+    process the batch is only sent: it is confirmed (``_settle``) before the next one is sent. The
+    chunks confirmed written are returned."""
+    written = _settle(store, in_flight, results, stages)
     if not pending:
-        return 0
+        return written
     try:
         with stages("terms"):
             store_terms(store, [t for _, rec in pending for t in rec.terms], embedder)
@@ -178,16 +200,38 @@ def _flush(store: ArticleStore, pending: list, results: list[FileResult], stages
     except RagError as e:
         results.extend(FileResult(r.path, r.article_id, "failed", message=f"{r.path}: {e}") for r, _ in pending)
         pending.clear()
-        return 0
+        return written
     except Exception as e:
         log.exception("store write failed")
         results.extend(FileResult(r.path, r.article_id, "failed",
                                   message=f"{r.path}: store write failed: {type(e).__name__}: {e}") for r, _ in pending)
         pending.clear()
-        return 0
-    results.extend(r for r, _ in pending)
-    n = sum(r.chunks for r, _ in pending)
+        return written
+    in_flight.extend(r for r, _ in pending)
     pending.clear()
+    if not isinstance(store, StoreProcess):  # written already
+        written += _settle(store, in_flight, results, stages)
+    return written
+
+
+def _settle(store, in_flight: list[FileResult], results: list[FileResult], stages: "_Stages") -> int:
+    """Wait for the batch sent to the store process; report its files written, or failed with the
+    store's error. The chunks written are returned."""
+    if not in_flight:
+        return 0
+    error = None
+    if isinstance(store, StoreProcess):
+        with stages("write"):
+            error = store.wait()
+    if error is not None:
+        if not isinstance(error, RagError):
+            log.error("store write failed: %s", error)
+        results.extend(FileResult(r.path, r.article_id, "failed", message=f"{r.path}: {error}") for r in in_flight)
+        in_flight.clear()
+        return 0
+    results.extend(in_flight)
+    n = sum(r.chunks for r in in_flight)
+    in_flight.clear()
     return n
 
 
@@ -219,6 +263,25 @@ def _raw_hash(data: bytes, settings: Settings, embedder: Embedder) -> str:
     h.update(f"|{PIPELINE_VERSION}|{TERM_VERSION}|{settings.chunk_chars}|{settings.chunk_overlap}|{embedder.name}"
              f"|{settings.chunk_vectors}{chunk_model() if settings.chunk_vectors == 'derived' else ''}".encode())
     return h.hexdigest()
+
+
+def _states_request(store, paths: list[Path]) -> Callable[[], dict]:
+    """Ask for the stored states of these files' articles: the answer, when called. A store process
+    is asked at once (its answer is ready by the time it is needed); a store here, when called."""
+    if not paths:
+        return lambda: {}
+    if not isinstance(store, StoreProcess):
+        return lambda: _prefetch_states(store, paths)
+    ids = [article_id_for(p) for p in paths]
+    fut = store.submit("article_states", ids)
+
+    def answer() -> dict:
+        try:
+            found = fut.result()
+        except RagError:
+            return {}
+        return {i: found.get(i) for i in ids}
+    return answer
 
 
 def _prefetch_states(store: ArticleStore, paths: list[Path]) -> dict[str, "ArticleState | None"]:

@@ -22,6 +22,8 @@ from .errors import ConfigError
 
 ANSWER_MODES = ("auto", "extractive", "llm")
 CHUNK_VECTORS = ("embedded", "derived")
+INGEST_WRITERS = ("auto", "process", "inline")
+_CHOICES = {"answer_mode": ANSWER_MODES, "chunk_vectors": CHUNK_VECTORS, "ingest_writer": INGEST_WRITERS}
 _COLLECTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]")  # Chroma's rule for collection names
 
 
@@ -66,6 +68,9 @@ class Settings:
     # "embedded": each chunk's text is embedded; "derived": from its sentences' vectors (about half the
     # model time at ingest; measured in README, Ingest speed)
     chunk_vectors: Literal["embedded", "derived"] = "embedded"
+    # who writes to an embedded store during ingest: "auto" (a child process for 200 files or more,
+    # when this process has not opened the store), "process" (always the child) or "inline"
+    ingest_writer: Literal["auto", "process", "inline"] = "auto"
     k: int = Field(10, ge=1, le=200)  # passages retrieved (answers are chosen among their sentences)
     max_file_bytes: int = Field(10 * 1024 * 1024, ge=1, le=10**12)
     max_question_chars: int = Field(2000, ge=10, le=1_000_000)
@@ -167,6 +172,7 @@ class _Environment(BaseSettings):
     chunk_chars: Optional[int] = None
     chunk_overlap: Optional[int] = None
     chunk_vectors: Optional[str] = None
+    ingest_writer: Optional[str] = None
     k: Optional[int] = None
     max_file_bytes: Optional[int] = None
     max_question_chars: Optional[int] = None
@@ -198,6 +204,6 @@ def _config_error(e: ValidationError, given: dict) -> ConfigError:
         value = given.get(field, err.get("input"))
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "literal_error":
-            msg = f"is not one of {', '.join(ANSWER_MODES if field == 'answer_mode' else CHUNK_VECTORS)}"
+            msg = f"is not one of {', '.join(_CHOICES.get(field, ()))}"
         parts.append(f"{_var(field)}={value!r}: {msg}")
     return ConfigError("; ".join(parts))

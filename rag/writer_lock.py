@@ -25,6 +25,12 @@ def make_store_dir(store_dir: Path) -> None:
                          f"({e.strerror or e}); choose a writable folder") from None
 
 
+def holds_writer_lock(store_dir: Path) -> bool:
+    """Whether this process holds ``store_dir``'s writer lock."""
+    with _guard:
+        return str((store_dir / ".writer.lock").resolve()) in _held
+
+
 def acquire_writer_lock(store_dir: Path):
     """Claim ``store_dir`` for writing in this process (again: a no-op), or fail at once with a
     message naming the holder."""

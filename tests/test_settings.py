@@ -27,6 +27,7 @@ CASES = {
     "RAG_CHUNK_CHARS": (450, "600", 600, "10"),
     "RAG_CHUNK_OVERLAP": (1, "0", 0, "9"),
     "RAG_CHUNK_VECTORS": ("embedded", "derived", "derived", "mean"),
+    "RAG_INGEST_WRITER": ("auto", "inline", "inline", "thread"),
     "RAG_K": (10, "20", 20, "99999999999999999999"),
     "RAG_MAX_FILE_BYTES": (10 * 1024 * 1024, "1000", 1000, "-5"),
     "RAG_MAX_QUESTION_CHARS": (2000, "500", 500, "3"),
