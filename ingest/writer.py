@@ -125,10 +125,16 @@ class StoreProcess:
 
     def wait(self) -> BaseException | None:
         """Wait for every call sent so far; the first write error since the last ``wait()``, if any."""
+        stopped = None
         if self._dead is None and not self._closed:
-            self.call("_ping")
+            try:
+                self.call("_ping")
+            except RagError as e:  # the child died meanwhile
+                stopped = e
         errors, self._errors = self._errors, []
-        if self._dead is not None:
+        if stopped is not None:
+            errors.append(stopped)
+        if self._dead is not None and stopped is None:
             errors.append(self._dead)
         return errors[0] if errors else None
 
