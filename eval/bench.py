@@ -637,6 +637,10 @@ Made by `rag bench`; do not edit by hand (re-run it instead).
   than real chunks' do, and an HNSW index finds neighbours less well in a crowd: their recall is a
   stress test, not a forecast for a real archive of that size (compare the mean cosine of the real
   levels).
+- Our ingest of 200 pages or more writes through the store in a second process (`RAG_INGEST_WRITER=auto`,
+  `ingest.writer`), so Chroma's writes run beside the cleaning; its peak RSS is added to the ingesting
+  process's in "peak RSS" (as if both peaked at once: an upper bound). "write" in the stage table is then
+  the time the ingest waited for the store process, not the time the writes took.
 
 ## Results
 

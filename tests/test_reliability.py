@@ -35,23 +35,38 @@ def _pages(folder, variant: int):
             (folder / f"v{i}_{p.name}").write_text(text.replace("올트먼", f"올트먼{variant}{i}"), encoding="utf-8")
 
 
-def _rag(*args, timeout=300):
-    return subprocess.run([sys.executable, "-m", "rag", *args], env=ENV, capture_output=True, text=True, timeout=timeout)
+def _rag(*args, timeout=300, env=None):
+    return subprocess.run([sys.executable, "-m", "rag", *args], env=env or ENV, capture_output=True, text=True,
+                          timeout=timeout)
 
 
-def test_sigkill_during_ingest_leaves_a_store_that_heals(tmp_path):
+def _wait_for_writer_lock(store, seconds: float = 60) -> None:
+    """Wait until no process holds the store's writer lock (a killed ingest's store process finishes
+    the write it is in, then exits, releasing it)."""
+    from filelock import FileLock
+
+    if store.exists():
+        lock = FileLock(store / ".writer.lock", timeout=seconds)
+        lock.acquire()
+        lock.release()
+
+
+@pytest.mark.parametrize("writer", ["inline", "process"])
+def test_sigkill_during_ingest_leaves_a_store_that_heals(tmp_path, writer):
     folder, store = tmp_path / "pages", tmp_path / "store"
+    env = {**ENV, "RAG_INGEST_WRITER": writer}
     rng = random.Random(20261124)
     kills = 0
     for round_ in range(3):  # bounded: three interrupted runs, each over changed files
         _pages(folder, round_)
         proc = subprocess.Popen([sys.executable, "-m", "rag", "ingest", str(folder), "--store", str(store)],
-                                env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(6, 25))
         if proc.poll() is None:
-            proc.send_signal(signal.SIGKILL)
+            proc.send_signal(signal.SIGKILL)  # the ingesting process alone: a store process finishes its write
             kills += 1
         proc.wait(timeout=30)
+        _wait_for_writer_lock(store)
     assert kills >= 1
     settings = Settings(store_dir=store)
     # the doctor may find interrupted articles; repair fixes them from their files
@@ -59,7 +74,7 @@ def test_sigkill_during_ingest_leaves_a_store_that_heals(tmp_path):
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     again = _rag("doctor", "--store", str(store))
     assert again.returncode == 0 and "consistent" in again.stdout, again.stdout
-    final = _rag("ingest", str(folder), "--store", str(store))
+    final = _rag("ingest", str(folder), "--store", str(store), env=env)
     assert final.returncode == 0, final.stderr
     report = check_store(settings)
     assert report.ok, report.problems
@@ -70,6 +85,30 @@ def test_sigkill_during_ingest_leaves_a_store_that_heals(tmp_path):
         state = st.article_state(p.stem)
         assert state.complete and state.raw_hash == _raw_hash(p.read_bytes(), settings, embedder), p.name
     assert set(st.keyword_index().ids) == {r.record_id for r in st.all_records()}
+    forget_store(settings)
+
+
+def test_ctrl_c_stops_a_store_process_ingest_cleanly(tmp_path):
+    """Interrupted, the ingest stops its store process after the write in progress and exits; the
+    next run starts at once (the writer lock is free) and leaves every article whole."""
+    folder, store = tmp_path / "pages", tmp_path / "store"
+    _pages(folder, 0)
+    env = {**ENV, "RAG_INGEST_WRITER": "process"}
+    proc = subprocess.Popen([sys.executable, "-m", "rag", "ingest", str(folder), "--store", str(store)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(10)
+    interrupted = proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    if interrupted:
+        assert proc.returncode == 130 and "rag ingest: interrupted" in err, err
+    again = _rag("ingest", str(folder), "--store", str(store), env=env)
+    assert again.returncode == 0, again.stderr
+    settings = Settings(store_dir=store)
+    report = check_store(settings)
+    assert report.ok, report.problems
+    st = get_store(settings, get_embedder(settings))
+    assert {a for a in st.articles()} == {p.stem for p in folder.glob("*.txt")}
     forget_store(settings)
 
 
