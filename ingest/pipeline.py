@@ -193,10 +193,15 @@ def _flush(store, pending: list, in_flight: list[FileResult], results: list[File
     if not pending:
         return written
     try:
-        with stages("terms"):
-            store_terms(store, [t for _, rec in pending for t in rec.terms], embedder)
-        with stages("write"):
-            store.write_articles([rec for _, rec in pending])
+        try:
+            with stages("terms"):
+                store_terms(store, [t for _, rec in pending for t in rec.terms], embedder)
+            with stages("write"):
+                store.write_articles([rec for _, rec in pending])
+        except Exception:
+            if isinstance(store, StoreProcess):  # what was sent of this batch is done, its errors consumed
+                store.wait()
+            raise
     except RagError as e:
         results.extend(FileResult(r.path, r.article_id, "failed", message=f"{r.path}: {e}") for r, _ in pending)
         pending.clear()

@@ -21,9 +21,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import pickle
+import queue
+import signal
 import threading
 from collections import deque
 from concurrent.futures import Future
+from contextlib import contextmanager
+from pathlib import Path
 
 from rag.errors import RagError, StoreError
 from rag.settings import Settings
@@ -31,7 +36,7 @@ from rag.settings import Settings
 log = logging.getLogger(__name__)
 
 ASYNC_CALLS = frozenset({"write_articles", "write_terms"})
-STOP = None
+STOP = "__stop__"
 
 
 # ``auto`` hands the store to a child from this many files on: below one write batch of articles
@@ -61,8 +66,15 @@ def _opened_here(settings: Settings) -> bool:
     if shared is None:
         return False
     systems = getattr(shared.SharedSystemClient, "_identifier_to_system", {})
-    target = str(settings.store_dir.resolve())
-    return any(str(key) == target or str(key) == str(settings.store_dir) for key in systems)
+    target = settings.store_dir.resolve()
+    return any(_same_path(key, target) for key in systems)
+
+
+def _same_path(key, target: Path) -> bool:
+    try:
+        return Path(str(key)).resolve() == target
+    except (OSError, ValueError):
+        return False
 
 
 class StoreProcess:
@@ -74,31 +86,38 @@ class StoreProcess:
         child_replies, self._replies = ctx.Pipe(duplex=False)[::-1]
         self._proc = ctx.Process(target=_serve, args=(child_calls, child_replies, settings, embedder_name, dim),
                                  name="rag-store-writer", daemon=True)
-        self._proc.start()
+        with _sigint_ignored():  # a Ctrl-C while the child starts must not stop it: close() does
+            self._proc.start()
         child_calls.close()
         child_replies.close()
         self._pending: deque[Future] = deque()
         self._pending_lock = threading.Lock()
+        self._outbox: queue.SimpleQueue = queue.SimpleQueue()
         self._errors: list[BaseException] = []
         self._dead: BaseException | None = None
-        self._reader = threading.Thread(target=self._read_replies, name="rag-store-replies", daemon=True)
-        self._reader.start()
         self._closed = False
+        # Calls are pickled here and sent by a thread of their own: a Ctrl-C (which only this thread
+        # receives) can then never cut a message in half, which would leave the child waiting for the rest
+        self._sender = threading.Thread(target=self._send_calls, name="rag-store-calls", daemon=True)
+        self._reader = threading.Thread(target=self._read_replies, name="rag-store-replies", daemon=True)
+        self._sender.start()
+        self._reader.start()
 
     # ---- calls -----------------------------------------------------------------------------------
     def submit(self, name: str, *args) -> Future:
         """Send ``name(*args)`` to the store without waiting; the future holds its answer."""
         fut: Future = Future()
+        try:
+            data = pickle.dumps((name, args), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as e:
+            fut.set_exception(StoreError(f"{name}: the call could not be sent to the store process ({e})"))
+            return fut
         with self._pending_lock:
             if self._dead is not None or self._closed:
                 fut.set_exception(self._dead or StoreError("the store process is closed"))
                 return fut
-            self._pending.append(fut)
-            try:
-                self._calls.send((name, args))
-            except (OSError, EOFError, BrokenPipeError) as e:
-                self._pending.pop()
-                fut.set_exception(StoreError(f"the store process is gone ({e})"))
+            self._pending.append(fut)  # replies come in the order calls are queued
+            self._outbox.put(data)
         return fut
 
     def call(self, name: str, *args):
@@ -124,7 +143,9 @@ class StoreProcess:
             self._errors.append(e)
 
     def wait(self) -> BaseException | None:
-        """Wait for every call sent so far; the first write error since the last ``wait()``, if any."""
+        """Wait for every call sent so far; the first write error since the last ``wait()``, if any.
+        A write that follows a failed one before the ``wait()`` is not made (the child skips it), so
+        a batch is written whole or reported failed whole."""
         stopped = None
         if self._dead is None and not self._closed:
             try:
@@ -134,26 +155,26 @@ class StoreProcess:
         errors, self._errors = self._errors, []
         if stopped is not None:
             errors.append(stopped)
-        if self._dead is not None and stopped is None:
+        elif self._dead is not None:
             errors.append(self._dead)
         return errors[0] if errors else None
 
     def close(self, timeout: float = 600.0) -> None:
-        """Stop the child after the calls already sent; never raises."""
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._calls.send(STOP)
-        except (OSError, EOFError):
-            pass
+        """Stop the child after the calls already queued; never raises."""
+        with self._pending_lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._outbox.put(STOP)
+        self._sender.join(timeout)
         self._proc.join(timeout)
         if self._proc.is_alive():
             log.warning("the store process did not stop in %.0f s; terminating it", timeout)
             self._proc.terminate()
             self._proc.join(10)
         self._reader.join(10)
-        self._calls.close()
+        for conn in (self._calls, self._replies):
+            conn.close()
 
     def __enter__(self) -> "StoreProcess":
         return self
@@ -161,16 +182,30 @@ class StoreProcess:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # ---- replies ---------------------------------------------------------------------------------
+    # ---- the two threads -------------------------------------------------------------------------
+    def _send_calls(self) -> None:
+        while True:
+            data = self._outbox.get()
+            try:
+                if data is STOP:
+                    self._calls.send_bytes(pickle.dumps(STOP))
+                    return
+                self._calls.send_bytes(data)
+            except (OSError, EOFError, ValueError):  # the child is gone: the reader fails what is pending
+                return
+
     def _read_replies(self) -> None:
         while True:
             try:
                 ok, value = self._replies.recv()
             except (EOFError, OSError):
                 break
+            except Exception as e:  # an answer that cannot be read back
+                ok, value = False, StoreError(f"the store process's answer could not be read ({e})")
             with self._pending_lock:
-                fut = self._pending.popleft()
-            (fut.set_result if ok else fut.set_exception)(value)
+                fut = self._pending.popleft() if self._pending else None
+            if fut is not None:
+                (fut.set_result if ok else fut.set_exception)(value)
         code = self._proc.exitcode if not self._proc.is_alive() else None
         dead = StoreError("the store process stopped" + (f" (exit code {code})" if code else "")
                           + "; what it had not written is reported failed, and the next ingest writes it")
@@ -181,30 +216,52 @@ class StoreProcess:
                 self._pending.popleft().set_exception(dead)
 
 
-def _serve(calls, replies, settings: Settings, embedder_name: str, dim: int) -> None:
-    """The child: run each call on the store, in order, and send back (ok, answer or error)."""
-    import signal
+@contextmanager
+def _sigint_ignored():
+    """SIGINT ignored while a child is started (an ignored signal stays ignored in it); only the main
+    thread can change signal handling, so elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
 
+
+def _serve(calls, replies, settings: Settings, embedder_name: str, dim: int) -> None:
+    """The child: run each call on the store, in order, and send back (ok, answer or error). After a
+    write fails, the writes that follow are skipped until the parent's next ``wait()`` (``_ping``)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (close())
     from rag.store import ArticleStore
 
     store = ArticleStore(settings, embedder_name, dim)
     special = {"_rebuild_keyword_index": lambda: (store.keyword_index(), None)[1], "_ping": lambda: None}
+    write_failed = False
     while True:
         try:
-            msg = calls.recv()
+            msg = pickle.loads(calls.recv_bytes())
         except (EOFError, OSError):
             break
-        if msg is STOP:
+        if msg == STOP:
             break
         name, args = msg
-        try:
-            fn = special.get(name) or getattr(store, name)
-            reply = (True, fn(*args))
-        except BaseException as e:  # every error goes back to the caller
-            reply = (False, e if isinstance(e, RagError) else StoreError(f"{type(e).__name__}: {e}"))
+        if name == "_ping":
+            write_failed = False
+        if name in ASYNC_CALLS and write_failed:
+            reply = (False, StoreError(f"{name}: not written, as an earlier write of the batch failed"))
+        else:
+            try:
+                fn = special.get(name) or getattr(store, name)
+                reply = (True, fn(*args))
+            except BaseException as e:  # every error goes back to the caller
+                write_failed = write_failed or name in ASYNC_CALLS
+                reply = (False, e if isinstance(e, RagError) else StoreError(f"{type(e).__name__}: {e}"))
         try:
             replies.send(reply)
-        except Exception as e:  # an answer that cannot be pickled
+        except (pickle.PicklingError, TypeError, AttributeError) as e:  # an answer that cannot be pickled
             replies.send((False, StoreError(f"{name}: the store's answer could not be sent back ({e})")))
+        except (OSError, EOFError):  # the parent is gone
+            break
     replies.close()

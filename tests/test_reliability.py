@@ -89,19 +89,23 @@ def test_sigkill_during_ingest_leaves_a_store_that_heals(tmp_path, writer):
 
 
 def test_ctrl_c_stops_a_store_process_ingest_cleanly(tmp_path):
-    """Interrupted, the ingest stops its store process after the write in progress and exits; the
-    next run starts at once (the writer lock is free) and leaves every article whole."""
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) while the store process
+    runs: the ingest stops it after the write in progress and exits; the next run starts at once
+    (the writer lock is free) and leaves every article whole."""
     folder, store = tmp_path / "pages", tmp_path / "store"
     _pages(folder, 0)
     env = {**ENV, "RAG_INGEST_WRITER": "process"}
     proc = subprocess.Popen([sys.executable, "-m", "rag", "ingest", str(folder), "--store", str(store)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(10)
-    interrupted = proc.poll() is None
-    proc.send_signal(signal.SIGINT)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while not (store / ".writer.holder").exists() and time.time() < deadline:  # the child has the store
+        time.sleep(0.2)
+    time.sleep(3)
+    assert proc.poll() is None, "the ingest ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)
     err = proc.communicate(timeout=120)[1]
-    if interrupted:
-        assert proc.returncode == 130 and "rag ingest: interrupted" in err, err
+    assert proc.returncode == 130 and "rag ingest: interrupted" in err, err
     again = _rag("ingest", str(folder), "--store", str(store), env=env)
     assert again.returncode == 0, again.stderr
     settings = Settings(store_dir=store)

@@ -47,6 +47,22 @@ def test_the_store_process_writes_what_inline_writing_does(tmp_path, embedder):
     forget_store(child)
 
 
+def test_many_batches_through_the_store_process_match_inline_writing(tmp_path, embedder, monkeypatch):
+    """Small batches, so several writes are confirmed one after another and the next files' states
+    are asked for ahead: the store is the same as one written inline with the same batches."""
+    import ingest.pipeline as pipeline
+
+    monkeypatch.setattr(pipeline, "WRITE_BATCH_CHUNKS", 8)
+    monkeypatch.setattr(pipeline, "STATE_BATCH", 2)
+    inline = Settings(store_dir=tmp_path / "inline", ingest_writer="inline")
+    child = Settings(store_dir=tmp_path / "child", ingest_writer="process")
+    a, b = ingest_paths([SEEDS], inline), ingest_paths([SEEDS], child)
+    assert b.chunks_written == a.chunks_written and b.count("new") == 5 and not b.failed
+    assert _contents(inline, embedder).keys() == _contents(child, embedder).keys()
+    forget_store(inline)
+    forget_store(child)
+
+
 def test_auto_hands_the_store_to_a_child_only_for_a_large_unopened_embedded_store(tmp_path):
     s = Settings(store_dir=tmp_path / "never-opened")
     assert s.ingest_writer == "auto"
@@ -80,6 +96,28 @@ def test_a_failed_write_in_the_child_is_reported_and_the_store_keeps_what_it_hel
         assert store.wait() is None  # reported once
         assert set(store.articles()) == {good.article_id}
     forget_store(prep)
+
+
+def test_after_a_failed_write_the_rest_of_the_batch_is_not_written(tmp_path, embedder):
+    """A batch is written whole or reported failed whole: the term write fails, so the articles sent
+    after it are skipped until the next wait(), as writing inline stops at the first error."""
+    good = _prepared(Settings(store_dir=tmp_path / "prep", ingest_writer="inline"), embedder)
+    s = Settings(store_dir=tmp_path / "store")
+    with StoreProcess(s, embedder.name, embedder.dim) as store:
+        store.write_terms(["하나", "둘"], np.ones((1, 4), np.float32), np.zeros(1, np.float32), "test-encoder")
+        store.write_articles([good])
+        assert isinstance(store.wait(), StoreError)
+        assert store.count() == 0
+        store.write_articles([good])  # the next batch is written again
+        assert store.wait() is None and store.count() == len(good.chunks)
+
+
+def test_a_call_that_cannot_be_sent_fails_alone(tmp_path, embedder):
+    s = Settings(store_dir=tmp_path / "store")
+    with StoreProcess(s, embedder.name, embedder.dim) as store:
+        with pytest.raises(StoreError, match="could not be sent"):
+            store.call("article_states", [lambda: None])
+        assert store.count() == 0  # the replies still match their calls
 
 
 def test_a_dead_store_process_is_a_clear_error_not_a_hang(tmp_path, embedder):
