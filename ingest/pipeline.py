@@ -186,9 +186,9 @@ def _flush(store, pending: list, in_flight: list[FileResult], results: list[File
     """Write the prepared articles in one batch; if the store refuses, each of them is reported failed.
     Their Korean nouns new to the store's term collection are encoded and added first (a cache of
     word vectors for the English-question bridge, independent of the articles' records; the term
-    version is part of every article's hash, so a new one re-ingests them all). Through a store
-    process the batch is only sent: it is confirmed (``_settle``) before the next one is sent. The
-    chunks confirmed written are returned."""
+    version is part of every article's hash, so a new one re-ingests them all). The batch before is
+    confirmed first (``_settle``): a store process is only sent a batch, and writes it while the next
+    is prepared. The chunks confirmed written are returned."""
     written = _settle(store, in_flight, results, stages)
     if not pending:
         return written
@@ -199,8 +199,7 @@ def _flush(store, pending: list, in_flight: list[FileResult], results: list[File
             with stages("write"):
                 store.write_articles([rec for _, rec in pending])
         except Exception:
-            if isinstance(store, StoreProcess):  # what was sent of this batch is done, its errors consumed
-                store.wait()
+            store.wait()  # what a store process was sent of this batch is done, and its errors consumed
             raise
     except RagError as e:
         results.extend(FileResult(r.path, r.article_id, "failed", message=f"{r.path}: {e}") for r, _ in pending)
@@ -214,20 +213,16 @@ def _flush(store, pending: list, in_flight: list[FileResult], results: list[File
         return written
     in_flight.extend(r for r, _ in pending)
     pending.clear()
-    if not isinstance(store, StoreProcess):  # written already
-        written += _settle(store, in_flight, results, stages)
     return written
 
 
 def _settle(store, in_flight: list[FileResult], results: list[FileResult], stages: "_Stages") -> int:
-    """Wait for the batch sent to the store process; report its files written, or failed with the
-    store's error. The chunks written are returned."""
+    """Wait for the batch sent to the store (a store process's; one here is written already); report
+    its files written, or failed with the store's error. The chunks written are returned."""
     if not in_flight:
         return 0
-    error = None
-    if isinstance(store, StoreProcess):
-        with stages("write"):
-            error = store.wait()
+    with stages("write"):
+        error = store.wait()
     if error is not None:
         if not isinstance(error, RagError):
             log.error("store write failed: %s", error)
@@ -271,33 +266,19 @@ def _raw_hash(data: bytes, settings: Settings, embedder: Embedder) -> str:
 
 
 def _states_request(store, paths: list[Path]) -> Callable[[], dict]:
-    """Ask for the stored states of these files' articles: the answer, when called. A store process
-    is asked at once (its answer is ready by the time it is needed); a store here, when called."""
-    if not paths:
-        return lambda: {}
-    if not isinstance(store, StoreProcess):
-        return lambda: _prefetch_states(store, paths)
+    """Ask for the stored states of these files' articles (None: not stored): the answer, when
+    called; empty when the store cannot say (each file then asks for itself and reports the error).
+    A store process answers while the files before these are prepared."""
     ids = [article_id_for(p) for p in paths]
-    fut = store.submit("article_states", ids)
+    fut = store.submit("article_states", ids) if ids else None
 
     def answer() -> dict:
         try:
-            found = fut.result()
+            found = fut.result() if fut is not None else {}
         except RagError:
             return {}
         return {i: found.get(i) for i in ids}
     return answer
-
-
-def _prefetch_states(store: ArticleStore, paths: list[Path]) -> dict[str, "ArticleState | None"]:
-    """The stored state of each of these files' articles (None: not stored); empty when the store
-    cannot say (each file then asks for itself and reports the error)."""
-    ids = [article_id_for(p) for p in paths]
-    try:
-        found = store.article_states(ids)
-    except RagError:
-        return {}
-    return {i: found.get(i) for i in ids}
 
 
 _UNKNOWN = object()  # no prefetched state: look it up

@@ -19,6 +19,7 @@ import logging
 import threading
 import uuid
 from collections import OrderedDict
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -284,6 +285,22 @@ class ArticleStore:
         """The stored vectors of an article's sentences, by sentence text (for reuse: an unchanged
         sentence of a changed article is not embedded again)."""
         return {s.text: s.vector for s in self.sentences_of([article_id])}
+
+    # ---- the calls an ingest makes, shared with ingest.writer.StoreProcess ------------------------
+    def submit(self, name: str, *args) -> Future:
+        """``name(*args)`` run now: a finished future with its answer or error (a ``StoreProcess``
+        sends the call to its child instead and answers later)."""
+        fut: Future = Future()
+        try:
+            fut.set_result(getattr(self, name)(*args))
+        except Exception as e:
+            fut.set_exception(e)
+        return fut
+
+    def wait(self) -> BaseException | None:
+        """Nothing to wait for: a write here has finished, or raised, when it returns (a
+        ``StoreProcess`` returns the first error of the writes it confirms)."""
+        return None
 
     # ---- writing ------------------------------------------------------------------------------
     def acquire_writer_lock(self) -> None:
