@@ -326,9 +326,9 @@ def evaluate(gold: Path | None = None, *, settings: Settings, k: int = 5, store:
         elif settings.abstain_threshold is not None:
             threshold = settings.abstain_threshold
         else:
-            from rag.ranker import ranker_model
+            from rag.ranker import model_path, ranker_model
 
-            threshold = ranker_model().threshold
+            threshold = ranker_model(model_path(settings)).threshold
         outcomes = [o.at_threshold(threshold) for o in raw]
         curve = []
         for t in range(20):

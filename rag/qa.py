@@ -175,10 +175,10 @@ def _english_forms(p: Prepared, q) -> dict[str, frozenset[str]]:
 def _ranked(p: Prepared, settings: Settings):
     """The question read, its candidates ranked best first, the calibrated confidence in the best,
     and whether that clears the threshold (the fitted one, unless RAG_ABSTAIN_THRESHOLD is set)."""
-    from .ranker import ranker_model
+    from .ranker import model_path, ranker_model
 
     q, cands, X = extractive_candidates(p)
-    model = ranker_model()
+    model = ranker_model(model_path(settings))
     ranked = model.rank(cands, X)
     confidence = model.confidence_of(ranked)
     threshold = model.threshold if settings.abstain_threshold is None else settings.abstain_threshold

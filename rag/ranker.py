@@ -1,6 +1,10 @@
 """The fitted answer ranker and abstention model (``rag/ranker_model.json``, written by
 ``python -m eval.fit ranker`` from the dev split's gold questions).
 
+``RAG_RANKER_MODEL`` points at a model fitted on one's own gold set instead
+(``python -m eval.fit ranker --corpus MY_CORPUS --out my_ranker.json``), so a refit need not overwrite
+the shipped one.
+
 The ranker gives each candidate sentence a probability that it holds the answer. The confidence
 model turns the best candidate's probability, its margin over the runner-up and what the question
 asked into a calibrated probability that the answer is right; below the fitted threshold the
@@ -17,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .candidates import Candidate
+from .errors import RagError
 from .linear import LinearModel, load_json
 
 MODEL_PATH = Path(__file__).with_name("ranker_model.json")
@@ -74,6 +79,15 @@ class RankerModel:
         return float(self.confidence.predict_proba(confidence_features(ranked))[0, 1])
 
 
+def model_path(settings) -> Path:
+    """The ranker ``settings`` answer with: ``RAG_RANKER_MODEL``, else the shipped one."""
+    return settings.ranker_model or MODEL_PATH
+
+
 @lru_cache(maxsize=4)
 def ranker_model(path: Path = MODEL_PATH) -> RankerModel:
-    return RankerModel.from_dict(load_json(path))
+    d = load_json(path)
+    try:
+        return RankerModel.from_dict(d)
+    except (KeyError, TypeError, ValueError) as e:
+        raise RagError(f"{path}: not a ranker model written by python -m eval.fit ranker ({e!r})") from None

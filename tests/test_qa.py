@@ -108,3 +108,29 @@ def test_public_api_is_the_function():
 
     code = "from rag import ask, ask_stream; import inspect; assert inspect.isfunction(ask) and inspect.isfunction(ask_stream)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_a_ranker_of_ones_own_answers_instead_of_the_shipped_one(seeded_settings, tmp_path):
+    """RAG_RANKER_MODEL: a refit written elsewhere is used (here one that never trusts an answer), and a
+    file that is no ranker is a clear error, not a crash."""
+    from dataclasses import replace
+
+    from rag.errors import ConfigError, RagError
+    from rag.ranker import MODEL_PATH
+
+    question = "SK하이닉스가 지난해 4분기에 기록한 영업이익은 얼마인가?"
+    shipped = ask(question, settings=seeded_settings)
+    model = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    model["threshold"] = 1.0
+    own = tmp_path / "my_ranker.json"
+    own.write_text(json.dumps(model), encoding="utf-8")
+    mine = ask(question, settings=replace(seeded_settings, ranker_model=own))
+    assert mine.abstained and not mine.citations
+    assert mine.confidence == pytest.approx(shipped.confidence)  # the same model, only its threshold moved
+    assert Settings.from_env({"RAG_RANKER_MODEL": str(own)}).ranker_model == own
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"threshold": 0.5}', encoding="utf-8")
+    with pytest.raises(RagError, match="not a ranker model"):
+        ask(question, settings=replace(seeded_settings, ranker_model=bad))
+    with pytest.raises(ConfigError, match="RAG_RANKER_MODEL"):
+        Settings.from_env({"RAG_RANKER_MODEL": str(tmp_path / "missing.json")})
