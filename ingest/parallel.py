@@ -23,7 +23,7 @@ from rag.errors import ConfigError, RagError
 from rag.settings import Settings
 from rag.types import FileResult, IngestReport
 
-from .pipeline import _prune, article_id_for, collect_files, ingest_paths
+from .pipeline import _prune, article_id_for, check_rebuild, collect_files, ingest_paths
 
 log = logging.getLogger(__name__)
 MAX_WORKERS = 64
@@ -32,7 +32,7 @@ _progress_queue = None  # set in each worker by _init_worker
 
 def ingest_parallel(paths: Iterable[str | Path], settings: Settings, workers: int, *, prune: bool = False,
                     clean: bool = True, progress: Callable[[str, int, int], None] | None = None,
-                    replace: bool = False) -> IngestReport:
+                    replace: bool = False, rebuild: bool = False) -> IngestReport:
     """Ingest like ``ingest_paths``, with the files split over ``workers`` processes writing to the
     Chroma server at ``settings.chroma_url``. ``workers=1`` is ``ingest_paths`` itself.
 
@@ -43,7 +43,8 @@ def ingest_parallel(paths: Iterable[str | Path], settings: Settings, workers: in
     if not 1 <= workers <= MAX_WORKERS:
         raise ConfigError(f"--workers {workers}: give a number from 1 to {MAX_WORKERS}")
     if workers == 1:
-        return ingest_paths(paths, settings, prune=prune, clean=clean, progress=progress, replace=replace)
+        return ingest_paths(paths, settings, prune=prune, clean=clean, progress=progress, replace=replace,
+                            rebuild=rebuild)
     if not settings.chroma_url:
         raise ConfigError(f"--workers {workers}: parallel ingest needs a Chroma server (set RAG_CHROMA_URL, "
                           "e.g. http://127.0.0.1:8000, started with `chroma run`); an embedded store takes one writer")
@@ -55,9 +56,12 @@ def ingest_parallel(paths: Iterable[str | Path], settings: Settings, workers: in
     from rag.store import get_store
 
     store = get_store(settings, get_embedder(settings))
-    store.count()  # the collections exist before the workers start (and a mismatched embedder stops here)
     files, results = collect_files(paths)
     results = list(results)
+    if rebuild:
+        check_rebuild(files, results)
+        store.reset()  # before any worker starts
+    store.count()  # the collections exist before the workers start (and a mismatched embedder stops here)
     # an article id used by two files fails the later file, as in a serial run (the shares never meet)
     seen: dict[str, Path] = {}
     todo: list[Path] = []

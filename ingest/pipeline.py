@@ -59,6 +59,16 @@ def collect_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileRes
     return files, results
 
 
+def check_rebuild(files: list[Path], results: list[FileResult]) -> None:
+    """A rebuild deletes the store's contents, so a path that does not exist (a typo would leave the
+    store holding only part of what it held) or no page to ingest at all refuses it before anything is
+    deleted."""
+    missing = [r.message for r in results if r.status == "failed"]
+    if missing or not files:
+        why = "; ".join(missing) or "no .txt, .html or .htm page among them"
+        raise DocumentError(f"--rebuild: {why[:500]}; nothing was deleted (the store is as it was)")
+
+
 def article_id_for(path: Path) -> str:
     """A document's id is its file name without extension."""
     return path.stem
@@ -89,13 +99,15 @@ def clean_bytes(data: bytes, article_id: str, embedder: Embedder | None, source_
 
 def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool = False, clean: bool = True,
                  progress: Callable[[str, int, int], None] | None = None, replace: bool = False,
-                 keyword_index: bool = True) -> IngestReport:
+                 keyword_index: bool = True, rebuild: bool = False) -> IngestReport:
     """Ingest files and folders into the store at ``settings.store_dir`` (or ``RAG_CHROMA_URL``).
 
     Unchanged files are skipped without re-cleaning or re-embedding; a changed file replaces its
     article's chunks; a bad file is reported and the rest still ingest. With ``prune``, articles
     whose source file no longer exists are removed. ``keyword_index=False`` leaves the keyword index
-    to be rebuilt later (``ingest.parallel`` rebuilds it once after all its workers).
+    to be rebuilt later (``ingest.parallel`` rebuilds it once after all its workers). ``rebuild``
+    deletes what the store holds first, also when it was built with another embedder; it is refused,
+    leaving the store as it is, when the paths hold no file to ingest.
 
     Example::
 
@@ -106,12 +118,14 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
     embedder = get_embedder(settings)
     files, results = collect_files(paths)
     results = list(results)
+    if rebuild:
+        check_rebuild(files, results)
     # a large ingest writes through a child process, so Chroma's writes overlap the cleaning here
     store = (StoreProcess(settings, embedder.name, embedder.dim) if use_store_process(settings, len(files))
              else get_store(settings, embedder))
     try:
         return _ingest_files(files, results, store, settings, embedder, started, prune=prune, clean=clean,
-                             progress=progress, replace=replace, keyword_index=keyword_index)
+                             progress=progress, replace=replace, keyword_index=keyword_index, rebuild=rebuild)
     finally:
         if isinstance(store, StoreProcess):
             store.close()
@@ -119,8 +133,10 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
 
 def _ingest_files(files: list[Path], results: list[FileResult], store, settings: Settings, embedder: Embedder,
                   started: float, *, prune: bool, clean: bool, progress, replace: bool,
-                  keyword_index: bool) -> IngestReport:
+                  keyword_index: bool, rebuild: bool = False) -> IngestReport:
     store.acquire_writer_lock()  # a second writer on an embedded store fails here, at once
+    if rebuild:  # by whoever writes (the store process, for a large ingest), under the writer lock
+        store.reset()
     try:
         store.count()  # a store built with another embedder stops the run here, at once
     except EmbedderMismatchError:

@@ -108,12 +108,6 @@ def main(argv: list[str] | None = None) -> int:
 def _cmd_ingest(args, settings: Settings) -> int:
     from ingest.parallel import ingest_parallel
 
-    if args.rebuild:
-        from .embed import get_embedder
-        from .store import forget_store, get_store
-
-        get_store(settings, get_embedder(settings)).reset()
-        forget_store(settings)
     bar = None
     if not args.json and sys.stderr.isatty():
         from tqdm import tqdm
@@ -127,7 +121,7 @@ def _cmd_ingest(args, settings: Settings) -> int:
             bar.update(1)
 
     report = ingest_parallel(args.paths, settings, args.workers, prune=args.prune, progress=progress,
-                             replace=args.replace)
+                             replace=args.replace, rebuild=args.rebuild)
     if bar is not None:
         bar.close()
     if args.json:

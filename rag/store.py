@@ -108,12 +108,14 @@ class ArticleStore:
                 time.sleep(delay)
 
     # ---- opening -------------------------------------------------------------------------------
-    def _open(self):
-        if self._chunks is not None:
-            return
+    def _connect(self):
+        """The Chroma client, made once; it reads no collection, so it opens a store built with any
+        embedder (``reset`` needs no more)."""
+        if self._client is not None:
+            return self._client
         with self._lock:
-            if self._chunks is not None:
-                return
+            if self._client is not None:
+                return self._client
             import chromadb
             from chromadb.config import Settings as ChromaSettings
 
@@ -135,6 +137,16 @@ class ArticleStore:
             except Exception as e:
                 where = self.settings.chroma_url or self.settings.store_dir
                 raise StoreError(f"cannot open the store at {where}: {e}") from e
+            self._client = client
+            return client
+
+    def _open(self):
+        if self._chunks is not None:
+            return
+        client = self._connect()
+        with self._lock:
+            if self._chunks is not None:
+                return
             meta = {"embedder": self.embedder_name, "dim": self.dim, "schema": SCHEMA}
             name = self.settings.collection
             chunks = client.get_or_create_collection(
@@ -145,12 +157,12 @@ class ArticleStore:
                 raise EmbedderMismatchError(
                     f"the store at {self.location} was built with embedder {stored.get('embedder')!r} "
                     f"(dim {stored.get('dim')}), but RAG_EMBEDDER gives {self.embedder_name!r} (dim {self.dim}). "
-                    "Use the embedder it was built with, or re-index into a new store: "
-                    "rag ingest seeds/ --store NEW_DIR (or delete the old store first)."
+                    "Use the embedder it was built with, re-index into a new store (rag ingest PATH --store NEW_DIR), "
+                    "or rebuild this one with the new embedder (rag ingest PATH --rebuild: deletes what it holds)."
                 )
             if int(stored.get("schema", SCHEMA)) < SCHEMA or _legacy_sentences(name) in _collection_names(client):
                 self._migrate(client, chunks)
-            self._client, self._chunks = client, chunks
+            self._chunks = chunks
             self.terms.forget()
 
     def _migrate(self, client, chunks) -> None:
@@ -501,8 +513,9 @@ class ArticleStore:
         return self.settings.store_dir / f"keyword-{self.settings.collection}"
 
     def reset(self) -> None:
-        """Delete the collections and the keyword cache (used by ``rag ingest --rebuild``)."""
-        self._open()
+        """Delete the collections and the keyword cache (``rag ingest --rebuild``): also of a store built
+        with another embedder, which is what a rebuild is for."""
+        self._connect()
         self.acquire_writer_lock()
         with self._lock:
             terms = [getattr(c, "name", c) for c in self._client.list_collections()

@@ -365,3 +365,40 @@ def test_parallel_ingest_needs_a_server_and_a_shareable_embedder(fast):
     with pytest.raises(ConfigError, match="from 1 to"):
         ingest_parallel([pages], settings, 0)
     assert ingest_parallel([pages], settings, 1).count("new") == 2  # one worker: the ordinary ingest
+
+
+def test_rebuild_replaces_a_store_built_with_another_embedder_and_a_typo_deletes_nothing(fast, tmp_path):
+    from rag.embed import register_embedder
+    from rag.errors import DocumentError, EmbedderMismatchError
+
+    from .fakes import HashEmbedder
+
+    pages, s = fast
+    first = ingest_paths([pages], s)
+    held = get_store(s, get_embedder(s)).count()
+    assert held == first.chunks_written > 0
+
+    class Other(HashEmbedder):
+        name = "fake-other-model"
+        dim = 64
+
+    s2 = s.with_(embedder=register_embedder("other", Other()))
+    with pytest.raises(EmbedderMismatchError, match="--rebuild"):  # the way out is named
+        ingest_paths([pages], s2)
+    for bad in ([pages, tmp_path / "no-such-folder"], [tmp_path / "empty"]):
+        (tmp_path / "empty").mkdir(exist_ok=True)
+        with pytest.raises(DocumentError, match="nothing was deleted"):
+            ingest_paths(bad, s2, rebuild=True)
+    assert get_store(s, get_embedder(s)).count() == held  # the old store is whole
+    rebuilt = ingest_paths([pages], s2, rebuild=True)
+    assert rebuilt.count("new") == 2 and not rebuilt.failed
+    store2 = get_store(s2, get_embedder(s2))
+    assert store2.count() == rebuilt.chunks_written and set(store2.articles()) == {"library", "ferry"}
+    assert store2.keyword_index().coverage(["도서관"])  # the keyword index is of the new records
+    a = ask("가람시 청소년 도서관의 총사업비는 얼마인가?", settings=s2)
+    assert a.retrieved and a.retrieved[0].chunk.article_id == "library"
+    with pytest.raises(EmbedderMismatchError):  # the store now belongs to the new embedder
+        from rag.store import forget_store
+
+        forget_store(s)
+        get_store(s, get_embedder(s)).count()

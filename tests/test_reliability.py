@@ -154,3 +154,40 @@ def test_questions_are_answered_while_an_ingest_runs(tmp_path, seeded_settings):
     assert not errors, errors[:3]
     assert len(answers) >= 3 and all("40분" in a.text for a in answers)
     assert check_store(settings).ok
+
+
+@pytest.mark.parametrize("writer", ["inline", "process"])
+def test_cli_rebuild_replaces_a_store_of_another_embedder_and_a_typo_deletes_nothing(tmp_path, writer):
+    """`rag ingest --rebuild` after a change of embedder, by whichever writer the ingest uses (the CLI
+    no longer opens the store itself, so a large rebuild can hand it to the store process)."""
+    import json
+    from pathlib import Path
+
+    folder, store = tmp_path / "pages", tmp_path / "store"
+    _pages(folder, 0)
+    root = Path(__file__).resolve().parents[1]
+    build = ("import sys; from pathlib import Path; from tests.fakes import fake_embedder_setting; "
+             "from rag.settings import Settings; from ingest.pipeline import ingest_paths; "
+             "r = ingest_paths([sys.argv[1]], Settings(store_dir=Path(sys.argv[2]), embedder=fake_embedder_setting())); "
+             "assert not r.failed; print(r.chunks_written)")
+    old = subprocess.run([sys.executable, "-c", build, str(folder), str(store)], cwd=root, capture_output=True,
+                         text=True, timeout=300)
+    assert old.returncode == 0, old.stderr
+    held = int(old.stdout.split()[-1])
+    env = {**ENV, "RAG_INGEST_WRITER": writer}
+    plain = _rag("ingest", str(folder), "--store", str(store), env=env)
+    assert plain.returncode == 2 and "--rebuild" in plain.stderr
+    typo = _rag("ingest", str(folder), str(tmp_path / "pagse"), "--rebuild", "--store", str(store), env=env)
+    assert typo.returncode == 2 and "nothing was deleted" in typo.stderr and "pagse" in typo.stderr
+    count = ("import sys; from pathlib import Path; from rag.settings import Settings; from rag.store import ArticleStore; "
+             "print(ArticleStore(Settings(store_dir=Path(sys.argv[1])), 'custom:fake', 128).count())")
+    still = subprocess.run([sys.executable, "-c", count, str(store)], cwd=root, capture_output=True, text=True, timeout=120)
+    assert still.returncode == 0 and int(still.stdout.split()[-1]) == held, still.stderr  # the old store is whole
+    done = _rag("ingest", str(folder), "--rebuild", "--store", str(store), "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["new"] == 15 and report["failed"] == 0
+    answer = _rag("ask", "올트먼이 만난 사람은 누구인가?", "--store", str(store), "--json", env=env)
+    assert answer.returncode == 0 and json.loads(answer.stdout)["retrieved"], answer.stderr
+    doctor = _rag("doctor", "--store", str(store), env=env)
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
