@@ -443,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", choices=("cleaner", "ranker", "chunkvec"))
     p.add_argument("--corpus", default=str(ROOT / "eval" / "corpus"), help="a labelled corpus folder")
     p.add_argument("--split", default="dev", help="fit on this split (dev); 'all' for every page")
-    p.add_argument("--out", help="where to write the model (default: the shipped model's path)")
+    p.add_argument("--out", help="where to write the model (default: the shipped model's path); answer with a ranker "
+                                 "written elsewhere by setting RAG_RANKER_MODEL to its path")
     p.add_argument("--C", type=float, help=f"inverse regularisation strength (default: the best of {C_GRID} by cross-validation)")
     p.add_argument("--cv", action="store_true", help="also report page-grouped cross-validation")
     p.add_argument("--vector-cache", type=Path, help="cleaner, chunkvec: an .npz file memoising sentence vectors between fits")

@@ -14,6 +14,7 @@ import pytest
 
 from ingest.pipeline import ingest_paths
 from rag.embed import get_embedder
+from rag.errors import DocumentError
 from rag.qa import ask
 from rag.settings import Settings
 from rag.store import get_store
@@ -171,3 +172,9 @@ def test_parallel_ingest_over_two_workers_matches_a_serial_one(chroma_server, tm
     assert not a.abstained and NEW_Q[1] in a.citations[0].quote
     again = ingest_parallel([pages], par, 2)
     assert again.count("unchanged") == 7 and again.chunks_written == 0
+    with pytest.raises(DocumentError, match="nothing was deleted"):  # a typo deletes nothing
+        ingest_parallel([pages, tmp_path / "pagse"], par, 2, rebuild=True)
+    assert p_store.count() == s_store.count()
+    rebuilt = ingest_parallel([pages], par, 2, rebuild=True)  # deleted first, then every page is new again
+    assert rebuilt.count("new") == 7 and rebuilt.chunks_written == one.chunks_written
+    assert {r.record_id for r in p_store.all_records()} == {r.record_id for r in s_store.all_records()}
