@@ -61,10 +61,10 @@ def collect_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[FileRes
 
 def check_rebuild(files: list[Path], results: list[FileResult]) -> None:
     """A rebuild deletes the store's contents, so a path that does not exist (a typo would leave the
-    store holding only part of what it held) or no page to ingest at all refuses it before anything is
-    deleted."""
+    store holding only part of what it held) or no page to ingest at all (no .txt, .html or .htm file:
+    a rebuild from ``report.pdf`` alone would empty the store) refuses it before anything is deleted."""
     missing = [r.message for r in results if r.status == "failed"]
-    if missing or not files:
+    if missing or not any(f.suffix.lower() in SUPPORTED_SUFFIXES for f in files):
         why = "; ".join(missing) or "no .txt, .html or .htm page among them"
         raise DocumentError(f"--rebuild: {why[:500]}; nothing was deleted (the store is as it was)")
 

@@ -94,7 +94,9 @@ def warm_up(settings: Settings, english: bool = True, wait: bool = False) -> Non
     import threading
 
     from .korean import get_kiwi
+    from .ranker import model_path, ranker_model
 
+    ranker_model(model_path(settings))  # a missing or outdated RAG_RANKER_MODEL fails here, not at a question
     kiwi = threading.Thread(target=get_kiwi, name="kiwi-load", daemon=True)
     kiwi.start()
     embedder = get_embedder(settings)

@@ -84,10 +84,33 @@ def model_path(settings) -> Path:
     return settings.ranker_model or MODEL_PATH
 
 
-@lru_cache(maxsize=4)
 def ranker_model(path: Path = MODEL_PATH) -> RankerModel:
+    """The model at ``path``; a clear error when it is missing, is no ranker model, or was fitted on
+    other features than this version computes (a file written by an older or newer version). A refit
+    written over the same file is read again."""
+    try:
+        stamp = Path(path).stat().st_mtime_ns
+    except OSError:
+        raise RagError(f"no ranker model at {path} (RAG_RANKER_MODEL; write one with "
+                       "python -m eval.fit ranker --out FILE)") from None
+    return _load(Path(path), stamp)
+
+
+@lru_cache(maxsize=4)
+def _load(path: Path, stamp: int) -> RankerModel:
+    from .candidates import FEATURES
+
     d = load_json(path)
     try:
-        return RankerModel.from_dict(d)
+        model = RankerModel.from_dict(d)
     except (KeyError, TypeError, ValueError) as e:
         raise RagError(f"{path}: not a ranker model written by python -m eval.fit ranker ({e!r})") from None
+    for part, have, want in (("ranker", model.ranker.features, FEATURES),
+                             ("confidence", model.confidence.features, CONFIDENCE_FEATURES)):
+        if tuple(have) != tuple(want):
+            missing = [f for f in want if f not in have]
+            extra = [f for f in have if f not in want]
+            raise RagError(f"{path}: its {part} model was fitted on other features than this version computes "
+                           f"(missing {missing}, unknown {extra}, or another order); refit it with "
+                           "python -m eval.fit ranker --out FILE")
+    return model

@@ -101,13 +101,6 @@ class Settings:
                              "'openai:<base_url>#<model>' or 'custom:<name>' (see rag.embed.register_embedder)")
         return v
 
-    @field_validator("ranker_model")
-    @classmethod
-    def _ranker(cls, v: Path | None) -> Path | None:
-        if v is not None and not v.is_file():
-            raise ValueError(f"no such file: {v} (write one with python -m eval.fit ranker --out FILE)")
-        return v
-
     @field_validator("embed_input_type")
     @classmethod
     def _input_type(cls, v: str | None) -> str | None:

@@ -521,7 +521,8 @@ class ArticleStore:
             terms = [getattr(c, "name", c) for c in self._client.list_collections()
                      if getattr(c, "name", c).startswith(f"{self.settings.collection}__terms")]
             legacy = _legacy_sentences(self.settings.collection)
-            names = [self.settings.collection, *([legacy] if legacy in _collection_names(self._client) else []), *terms]
+            present = _collection_names(self._client)
+            names = [n for n in (self.settings.collection, legacy, *terms) if n in present]  # a fresh store has none
             for name in names:
                 try:
                     self._client.delete_collection(name)
@@ -530,6 +531,11 @@ class ArticleStore:
             self._keywords.clear()
             self._chunks = None
             self.terms.forget()
+        # a store object of this process opened with another embedder holds the deleted collection: drop it,
+        # so the next get_store for that embedder opens the store afresh instead of a dangling collection
+        with _stores_lock:
+            for key in [k for k, v in _stores.items() if v is not self and k[:3] == _location(self.settings)]:
+                del _stores[key]
 
 
 def _legacy_sentences(collection: str) -> str:
@@ -545,9 +551,13 @@ _stores: dict[tuple, ArticleStore] = {}
 _stores_lock = threading.Lock()
 
 
+def _location(settings: Settings) -> tuple:
+    return (str(settings.store_dir), settings.chroma_url, settings.collection)
+
+
 def get_store(settings: Settings, embedder) -> ArticleStore:
     """One ``ArticleStore`` per (location, collection, embedder) per process."""
-    key = (str(settings.store_dir), settings.chroma_url, settings.collection, embedder.name)
+    key = (*_location(settings), embedder.name)
     with _stores_lock:
         if key not in _stores:
             _stores[key] = ArticleStore(settings, embedder.name, embedder.dim)

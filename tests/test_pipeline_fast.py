@@ -3,6 +3,8 @@ written for these tests: the plumbing, fast (real Kiwi, real Chroma, real cleani
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 
@@ -367,7 +369,7 @@ def test_parallel_ingest_needs_a_server_and_a_shareable_embedder(fast):
     assert ingest_parallel([pages], settings, 1).count("new") == 2  # one worker: the ordinary ingest
 
 
-def test_rebuild_replaces_a_store_built_with_another_embedder_and_a_typo_deletes_nothing(fast, tmp_path):
+def test_rebuild_replaces_a_store_built_with_another_embedder_and_a_typo_deletes_nothing(fast, tmp_path, caplog):
     from rag.embed import register_embedder
     from rag.errors import DocumentError, EmbedderMismatchError
 
@@ -385,8 +387,9 @@ def test_rebuild_replaces_a_store_built_with_another_embedder_and_a_typo_deletes
     s2 = s.with_(embedder=register_embedder("other", Other()))
     with pytest.raises(EmbedderMismatchError, match="--rebuild"):  # the way out is named
         ingest_paths([pages], s2)
-    for bad in ([pages, tmp_path / "no-such-folder"], [tmp_path / "empty"]):
-        (tmp_path / "empty").mkdir(exist_ok=True)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "report.pdf").write_bytes(b"%PDF-1.4")
+    for bad in ([pages, tmp_path / "no-such-folder"], [tmp_path / "empty"], [tmp_path / "report.pdf"]):
         with pytest.raises(DocumentError, match="nothing was deleted"):
             ingest_paths(bad, s2, rebuild=True)
     assert get_store(s, get_embedder(s)).count() == held  # the old store is whole
@@ -397,8 +400,9 @@ def test_rebuild_replaces_a_store_built_with_another_embedder_and_a_typo_deletes
     assert store2.keyword_index().coverage(["도서관"])  # the keyword index is of the new records
     a = ask("가람시 청소년 도서관의 총사업비는 얼마인가?", settings=s2)
     assert a.retrieved and a.retrieved[0].chunk.article_id == "library"
-    with pytest.raises(EmbedderMismatchError):  # the store now belongs to the new embedder
-        from rag.store import forget_store
-
-        forget_store(s)
-        get_store(s, get_embedder(s)).count()
+    with pytest.raises(EmbedderMismatchError):  # the store now belongs to the new embedder, also for the
+        get_store(s, get_embedder(s)).count()  # store object this process held from before the rebuild
+    fresh = s2.with_(store_dir=tmp_path / "fresh-store")
+    with caplog.at_level(logging.WARNING):  # a rebuild of a store that holds nothing yet has nothing to delete
+        assert ingest_paths([pages], fresh, rebuild=True).count("new") == 2
+    assert not [r for r in caplog.records if "could not delete" in r.getMessage()]

@@ -115,7 +115,8 @@ def test_a_ranker_of_ones_own_answers_instead_of_the_shipped_one(seeded_settings
     file that is no ranker is a clear error, not a crash."""
     from dataclasses import replace
 
-    from rag.errors import ConfigError, RagError
+    from rag.errors import RagError
+    from rag.qa import warm_up
     from rag.ranker import MODEL_PATH
 
     question = "SK하이닉스가 지난해 4분기에 기록한 영업이익은 얼마인가?"
@@ -132,5 +133,15 @@ def test_a_ranker_of_ones_own_answers_instead_of_the_shipped_one(seeded_settings
     bad.write_text('{"threshold": 0.5}', encoding="utf-8")
     with pytest.raises(RagError, match="not a ranker model"):
         ask(question, settings=replace(seeded_settings, ranker_model=bad))
-    with pytest.raises(ConfigError, match="RAG_RANKER_MODEL"):
-        Settings.from_env({"RAG_RANKER_MODEL": str(tmp_path / "missing.json")})
+    # a file not yet written is no error in the settings (python -m eval.fit ranker --out writes it under
+    # them), but asking, or warming up, with it is
+    missing = Settings.from_env({"RAG_RANKER_MODEL": str(tmp_path / "missing.json")}).ranker_model
+    for call in (lambda s: ask(question, settings=s), warm_up):
+        with pytest.raises(RagError, match="no ranker model at .*missing.json.*RAG_RANKER_MODEL"):
+            call(replace(seeded_settings, ranker_model=missing))
+    # a ranker fitted on features another version computed is refused by name, not scored with the wrong columns
+    model["ranker"]["features"] = [*model["ranker"]["features"][:-1], "retired_feature"]
+    old = tmp_path / "old_ranker.json"
+    old.write_text(json.dumps(model), encoding="utf-8")
+    with pytest.raises(RagError, match=r"ranker model was fitted on other features.*unknown \['retired_feature'\]"):
+        ask(question, settings=replace(seeded_settings, ranker_model=old))

@@ -34,7 +34,7 @@ CASES = {
     "RAG_MAX_PAGE_CHARS": (300_000, "50000", 50000, "10"),
     "RAG_ABSTAIN_THRESHOLD": (None, "0.4", 0.4, "1.5"),
     "RAG_RANKER_MODEL": (None, str(Path(__file__).parents[1] / "rag" / "ranker_model.json"),
-                         Path(__file__).parents[1] / "rag" / "ranker_model.json", "/nonexistent/ranker.json"),
+                         Path(__file__).parents[1] / "rag" / "ranker_model.json", None),  # checked at load (test_qa)
     "RAG_ANSWER_MODE": ("auto", "extractive", "extractive", "generative"),
     "RAG_LLM_BASE_URL": (None, "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", None),
     "RAG_LLM_MODEL": (None, "local", "local", None),
