@@ -107,7 +107,7 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
     whose source file no longer exists are removed. ``keyword_index=False`` leaves the keyword index
     to be rebuilt later (``ingest.parallel`` rebuilds it once after all its workers). ``rebuild``
     deletes what the store holds first, also when it was built with another embedder; it is refused,
-    leaving the store as it is, when the paths hold no file to ingest.
+    leaving the store as it is, when a path does not exist or no page is given (``check_rebuild``).
 
     Example::
 

@@ -518,11 +518,10 @@ class ArticleStore:
         self._connect()
         self.acquire_writer_lock()
         with self._lock:
-            terms = [getattr(c, "name", c) for c in self._client.list_collections()
-                     if getattr(c, "name", c).startswith(f"{self.settings.collection}__terms")]
+            present = _collection_names(self._client)  # a fresh store has none, and nothing is deleted
+            terms = sorted(n for n in present if n.startswith(f"{self.settings.collection}__terms"))
             legacy = _legacy_sentences(self.settings.collection)
-            present = _collection_names(self._client)
-            names = [n for n in (self.settings.collection, legacy, *terms) if n in present]  # a fresh store has none
+            names = [n for n in (self.settings.collection, legacy, *terms) if n in present]
             for name in names:
                 try:
                     self._client.delete_collection(name)
