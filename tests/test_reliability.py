@@ -95,7 +95,11 @@ def test_ctrl_c_stops_a_store_process_ingest_cleanly(tmp_path):
     folder, store = tmp_path / "pages", tmp_path / "store"
     _pages(folder, 0)
     env = {**ENV, "RAG_INGEST_WRITER": "process"}
-    proc = subprocess.Popen([sys.executable, "-m", "rag", "ingest", str(folder), "--store", str(store)],
+    # as a terminal starts it: Ctrl-C at its default even when this run inherited it ignored (a shell's
+    # background job ignores SIGINT, and an ingest started so rightly goes on ignoring it)
+    as_in_a_terminal = ("import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+                        "os.execv(sys.executable, [sys.executable, '-m', 'rag', *sys.argv[1:]])")
+    proc = subprocess.Popen([sys.executable, "-c", as_in_a_terminal, "ingest", str(folder), "--store", str(store)],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     deadline = time.time() + 120
