@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .candidates import Candidate
+from .candidates import FEATURES, Candidate
 from .errors import RagError
 from .linear import LinearModel, load_json
 
@@ -98,8 +98,6 @@ def ranker_model(path: Path = MODEL_PATH) -> RankerModel:
 
 @lru_cache(maxsize=4)
 def _load(path: Path, stamp: int) -> RankerModel:
-    from .candidates import FEATURES
-
     d = load_json(path)
     try:
         model = RankerModel.from_dict(d)

@@ -566,5 +566,5 @@ def get_store(settings: Settings, embedder) -> ArticleStore:
 def forget_store(settings: Settings) -> None:
     """Drop cached stores for a location (after ``reset`` or in tests using temporary dirs)."""
     with _stores_lock:
-        for key in [k for k in _stores if k[0] == str(settings.store_dir) and k[1] == settings.chroma_url]:
+        for key in [k for k in _stores if k[:2] == _location(settings)[:2]]:  # every collection there
             del _stores[key]
