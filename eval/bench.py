@@ -231,6 +231,42 @@ VARIANTS = {
 }
 
 
+class CpuMeter:
+    """CPU time of an ingest: this process's and its reaped children's (the store process, which ingest
+    stops before it returns), and how busy the machine was with other work meanwhile (Linux's
+    ``/proc/stat``: all CPU time spent, less ours), so a figure taken on a loaded machine says so."""
+
+    def __init__(self) -> None:
+        self.ours0, self.busy0, self.t0 = self._ours(), self._busy(), time.perf_counter()
+
+    @staticmethod
+    def _ours() -> float:
+        s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+    @staticmethod
+    def _busy() -> float | None:
+        """CPU seconds the whole machine has spent busy (user, nice, system, irq, softirq, steal)."""
+        try:
+            with open("/proc/stat", encoding="ascii") as fh:
+                fields = fh.readline().split()
+        except OSError:
+            return None
+        if not fields or fields[0] != "cpu":
+            return None
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[1:9])
+        return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> dict:
+        """``ingest_cpu_s`` (ours), ``ingest_cores`` (ours / wall) and ``other_cores`` (the machine's
+        other work, in cores; None where /proc/stat is not there)."""
+        wall = time.perf_counter() - self.t0
+        ours = self._ours() - self.ours0
+        busy = self._busy()
+        other = None if busy is None or self.busy0 is None else max(0.0, busy - self.busy0 - ours) / wall
+        return {"ingest_cpu_s": ours, "ingest_cores": ours / wall if wall else float("nan"), "other_cores": other}
+
+
 def measure_ours(job: dict) -> dict:
     from ingest.pipeline import ingest_paths
     from rag.embed import get_embedder
@@ -243,13 +279,13 @@ def measure_ours(job: dict) -> dict:
     if variant.get("chunk_vectors"):
         settings = settings.with_(chunk_vectors=variant["chunk_vectors"])
     embedder = get_embedder(settings)
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), CpuMeter()
     report = ingest_paths([job["corpus"]], settings)
-    wall = time.perf_counter() - t0
+    wall, cpu_used = time.perf_counter() - t0, cpu.stop()  # the store process has stopped: counted
     failed = [r.message for r in report.files if r.status == "failed"]
     res = {"pipeline": job["pipeline"], "articles": len(report.files) - len(failed), "failed": len(failed),
            "failures": failed[:3], "chunks": report.chunks_written, "ingest_s": wall,
-           "embed_s": report.embed_seconds, "texts_embedded": embedder.encoded, "stages": report.stages}
+           "embed_s": report.embed_seconds, "texts_embedded": embedder.encoded, "stages": report.stages, **cpu_used}
     if job["cached"]:
         res["cache_found"], res["cache_missed"] = embedder.found, embedder.missed
     res.update(_query_side(job, settings, embedder,
@@ -279,7 +315,7 @@ def measure_naive(job: dict) -> dict:
     settings = _settings_for(job)
     embedder = get_embedder(settings)
     real = get_embedder(Settings())
-    t0 = time.perf_counter()
+    t0, cpu = time.perf_counter(), CpuMeter()
     store = Chroma(collection_name="naive", embedding_function=embedder, persist_directory=job["store"],
                    client_settings=ChromaSettings(anonymized_telemetry=False, is_persistent=True,
                                                   persist_directory=job["store"]),
@@ -296,9 +332,9 @@ def measure_naive(job: dict) -> dict:
     if texts:
         store.add_texts(texts, metas)
         n += len(texts)
-    wall = time.perf_counter() - t0
+    wall, cpu_used = time.perf_counter() - t0, cpu.stop()
     res = {"pipeline": "naive", "chunks": n, "ingest_s": wall, "embed_s": embedder.seconds,
-           "texts_embedded": embedder.encoded}
+           "texts_embedded": embedder.encoded, **cpu_used}
 
     def answer(q):
         q_vec = real.embed_queries([q])[0]
@@ -596,6 +632,20 @@ def stage_table(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def cpu_table(rows: list[dict]) -> str:
+    """Processor time of each ingest beside its wall time, per 1,000 chunks, and the machine's other load."""
+    out = ["| level | pipeline | vectors | wall s | CPU s (our processes) | cores used by us | other work on the machine (cores) |",
+           "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if r.get("ingest_cpu_s") is None:  # the server runs (their servers live beyond the ingest), old reports
+            continue
+        per = 1000 / max(r["chunks"], 1)
+        out.append(f"| {level_name(r['level'])} | {r['pipeline']} | {'cache' if r['cached'] else 'real'} | "
+                   f"{_fmt(r['ingest_s'] * per, 2)} | {_fmt(r['ingest_cpu_s'] * per, 2)} | {_fmt(r['ingest_cores'], 2)} | "
+                   f"{_fmt(r.get('other_cores'), 2)} |")
+    return "\n".join(out) if len(out) > 2 else "(not measured in this run)"
+
+
 def document(rows: list[dict], meta: dict, svg_name: str) -> str:
     thr = meta["model"]
     return f"""# Benchmarks
@@ -653,6 +703,17 @@ encodings of new nouns for the term collections); the other columns are outside 
 of the term collections' work, the English bridge's second word encoder included).
 
 {stage_table(rows)}
+
+## Ingest processor time (seconds per 1,000 chunks)
+
+Processor time of the ingest in all its processes (this one and the store process; at real levels the
+model's time is in it), beside its wall time. On a machine with nothing else running, wall time is set by
+how well the ingest keeps the cores busy; processor time is the work done, and it hardly moves when
+something else runs, so it is the figure to compare small changes by. "other work" is the machine's
+processor time that was not ours during the ingest (Linux's `/proc/stat`), in cores: a row measured
+while something else ran shows it there, and its wall time is then not the ingest's own.
+
+{cpu_table(rows)}
 
 ![p50 latency against corpus size]({svg_name})
 """

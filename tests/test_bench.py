@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import os
 import subprocess
 import sys
+import time
 import xml.dom.minidom
 
 import numpy as np
@@ -78,16 +80,54 @@ def test_bench_run_reports_both_pipelines_at_each_level(tmp_path):
             assert r["failed"] == 0 and (level == 0 or 0.4 * level <= r["chunks"] <= 2.5 * level)
             assert 0 < r["non_embed_share"] < 1 and r["cold_start_s"] > 0 and r["cold_exit_s"] >= 0
             assert set(r["stages"]) >= {"model", "clean", "write", "keyword_index"}
+        if "ingest_cpu_s" in r:  # ours and naive: processor time of all the ingest's processes
+            assert r["ingest_cpu_s"] > 0 and r["ingest_cores"] > 0
+            assert r["other_cores"] is None or r["other_cores"] >= 0
         # a few hundred vectors sit in Chroma's exact buffer: its search finds the true neighbours
         assert r["dense_recall"] == pytest.approx(1.0) and 0 < r["mean_pairwise_cos"] < 1
+    assert all("ingest_cpu_s" in r for (_, p), r in rows.items() if p in ("ours", "naive"))
     assert rows[(0, "ours")]["articles"] == 2  # both pages, the HTML one included
     # derived chunk vectors embed fewer texts than embedding each chunk as well
     assert rows[(0, "ours-derived")]["texts_embedded"] < rows[(0, "ours")]["texts_embedded"]
     assert rows[(30, "ours")]["embed_s"] > 0 and rows[(90, "ours")]["cache_found"] > rows[(90, "ours")]["cache_missed"]
     assert data["meta"]["model"]["chunks_per_s"] > 0
     report = out.read_text(encoding="utf-8")
+    assert "## Ingest processor time" in report and "| real pages | naive | real |" in report
     assert "| real pages | ours |" in report and "| real pages | naive |" in report
     assert "dense recall@30 (mean cos)" in report and "| 1.000 (" in report
+
+
+_BURN = "import time\nt = time.process_time()\nwhile time.process_time() - t < {}: pass"
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="the machine's load is read from Linux's /proc/stat")
+def test_cpu_meter_counts_reaped_children_as_ours_and_the_rest_as_other_work():
+    meter = bench.CpuMeter()
+    subprocess.run([sys.executable, "-c", _BURN.format(0.6)], check=True)  # a child that ends: ours
+    got = meter.stop()
+    assert got["ingest_cpu_s"] >= 0.6 and got["ingest_cores"] > 0
+    # a process not ours (here: not reaped while measured) burning a core is the machine's other work
+    other = subprocess.Popen([sys.executable, "-c", _BURN.format(1.5)])
+    try:
+        time.sleep(0.3)  # past its start-up
+        meter = bench.CpuMeter()
+        time.sleep(1.0)
+        got = meter.stop()
+    finally:
+        other.wait()
+    assert got["ingest_cpu_s"] < 0.3 and got["other_cores"] > 0.5
+
+
+def test_cpu_table_leaves_out_runs_without_processor_time():
+    rows = [{"level": 1000, "pipeline": "ours", "cached": False, "chunks": 2000, "ingest_s": 10.0,
+             "ingest_cpu_s": 16.0, "ingest_cores": 1.6, "other_cores": 0.05},
+            {"level": 1000, "pipeline": "serve1-w1", "cached": False, "chunks": 2000, "ingest_s": 8.0},
+            {"level": 1000, "pipeline": "naive", "cached": False, "chunks": 2000, "ingest_s": 4.0,
+             "ingest_cpu_s": 6.0, "ingest_cores": 1.5, "other_cores": None}]
+    table = bench.cpu_table(rows).splitlines()
+    assert table[2:] == ["| 1,000 | ours | real | 5.00 | 8.00 | 1.60 | 0.05 |",
+                         "| 1,000 | naive | real | 2.00 | 3.00 | 1.50 | — |"]
+    assert bench.cpu_table(rows[1:2]) == "(not measured in this run)"
 
 
 class _FakeCollection:
