@@ -709,9 +709,11 @@ of the term collections' work, the English bridge's second word encoder included
 Processor time of the ingest in all its processes (this one and the store process; at real levels the
 model's time is in it), beside its wall time. On a machine with nothing else running, wall time is set by
 how well the ingest keeps the cores busy; processor time is the work done, and it hardly moves when
-something else runs, so it is the figure to compare small changes by. "other work" is the machine's
-processor time that was not ours during the ingest (Linux's `/proc/stat`), in cores: a row measured
-while something else ran shows it there, and its wall time is then not the ingest's own.
+something else runs, so it is the figure to compare small changes by within a run (the host's own speed
+moves both from run to run: compare the plain pipeline's rows). "other work" is the machine's processor
+time that was not ours during the ingest (Linux's `/proc/stat`: other processes, and time the hypervisor
+took from this VM), in cores: a row measured while something else ran shows it there, and its wall time
+is then not the ingest's own.
 
 {cpu_table(rows)}
 
