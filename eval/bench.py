@@ -258,13 +258,13 @@ class CpuMeter:
         return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> dict:
-        """``ingest_cpu_s`` (ours), ``ingest_cores`` (ours / wall) and ``other_cores`` (the machine's
-        other work, in cores; None where /proc/stat is not there)."""
+        """``ingest_s`` (wall), ``ingest_cpu_s`` (ours), ``ingest_cores`` (ours / wall) and ``other_cores``
+        (the machine's other work, in cores; None where /proc/stat is not there)."""
         wall = time.perf_counter() - self.t0
         ours = self._ours() - self.ours0
         busy = self._busy()
         other = None if busy is None or self.busy0 is None else max(0.0, busy - self.busy0 - ours) / wall
-        return {"ingest_cpu_s": ours, "ingest_cores": ours / wall if wall else float("nan"), "other_cores": other}
+        return {"ingest_s": wall, "ingest_cpu_s": ours, "ingest_cores": ours / wall if wall else float("nan"), "other_cores": other}
 
 
 def measure_ours(job: dict) -> dict:
@@ -279,13 +279,13 @@ def measure_ours(job: dict) -> dict:
     if variant.get("chunk_vectors"):
         settings = settings.with_(chunk_vectors=variant["chunk_vectors"])
     embedder = get_embedder(settings)
-    t0, cpu = time.perf_counter(), CpuMeter()
+    meter = CpuMeter()
     report = ingest_paths([job["corpus"]], settings)
-    wall, cpu_used = time.perf_counter() - t0, cpu.stop()  # the store process has stopped: counted
+    timed = meter.stop()  # the store process has stopped: its processor time is counted
     failed = [r.message for r in report.files if r.status == "failed"]
     res = {"pipeline": job["pipeline"], "articles": len(report.files) - len(failed), "failed": len(failed),
-           "failures": failed[:3], "chunks": report.chunks_written, "ingest_s": wall,
-           "embed_s": report.embed_seconds, "texts_embedded": embedder.encoded, "stages": report.stages, **cpu_used}
+           "failures": failed[:3], "chunks": report.chunks_written,
+           "embed_s": report.embed_seconds, "texts_embedded": embedder.encoded, "stages": report.stages, **timed}
     if job["cached"]:
         res["cache_found"], res["cache_missed"] = embedder.found, embedder.missed
     res.update(_query_side(job, settings, embedder,
@@ -315,7 +315,7 @@ def measure_naive(job: dict) -> dict:
     settings = _settings_for(job)
     embedder = get_embedder(settings)
     real = get_embedder(Settings())
-    t0, cpu = time.perf_counter(), CpuMeter()
+    meter = CpuMeter()
     store = Chroma(collection_name="naive", embedding_function=embedder, persist_directory=job["store"],
                    client_settings=ChromaSettings(anonymized_telemetry=False, is_persistent=True,
                                                   persist_directory=job["store"]),
@@ -332,9 +332,8 @@ def measure_naive(job: dict) -> dict:
     if texts:
         store.add_texts(texts, metas)
         n += len(texts)
-    wall, cpu_used = time.perf_counter() - t0, cpu.stop()
-    res = {"pipeline": "naive", "chunks": n, "ingest_s": wall, "embed_s": embedder.seconds,
-           "texts_embedded": embedder.encoded, **cpu_used}
+    res = {"pipeline": "naive", "chunks": n, "embed_s": embedder.seconds, "texts_embedded": embedder.encoded,
+           **meter.stop()}
 
     def answer(q):
         q_vec = real.embed_queries([q])[0]
