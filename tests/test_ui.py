@@ -178,6 +178,37 @@ def test_bad_messages_get_clear_errors(page):
 
 
 @pytest.mark.slow
+def test_a_question_typed_while_an_answer_comes_is_asked_not_dropped(page):
+    """The next question typed as soon as the first shows in the chat: the box stays locked until the
+    first answer is complete, so the second waits to be typed instead of being dropped by the pending
+    event or wiped by its output."""
+    from playwright.sync_api import expect
+
+    box = page.locator("#question textarea")
+    box.fill("SK하이닉스가 지난해 4분기에 기록한 영업이익은 얼마인가?")
+    # every change on the page, with whether the box could take typing at that moment
+    page.evaluate("""() => { window.__seen = [];
+        new MutationObserver(() => { const bots = document.querySelectorAll("[data-testid='bot']");
+            window.__seen.push({locked: document.querySelector('#question textarea').disabled,
+                                answer: bots.length ? bots[bots.length - 1].innerText.trim() : ''}); })
+        .observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true}); }""")
+    box.press("Enter")
+    expect(page.locator("[data-testid='user']")).to_have_count(1, timeout=30_000)
+    box.fill("Which UAE AI company did Altman talk to about funding chip production?")  # waits for the box
+    box.press("Enter")
+    bots = page.locator("[data-testid='bot']")
+    expect(bots).to_have_count(2, timeout=60_000)
+    expect(bots.last).to_contain_text("G42", timeout=60_000)
+    expect(bots.first).to_contain_text("3460억")
+    expect(page.locator("[data-testid='user']").last).to_contain_text("UAE")
+    expect(box).to_be_editable()
+    expect(box).to_have_value("")
+    seen = page.evaluate("window.__seen")
+    first_answer = next(i for i, s in enumerate(seen) if "3460" in s["answer"])
+    assert all(s["locked"] for s in seen[:first_answer + 1] if s["answer"]), "box open while the answer came"
+
+
+@pytest.mark.slow
 def test_upload_then_ask(page, tmp_path):
     from playwright.sync_api import expect
 

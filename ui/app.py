@@ -210,6 +210,7 @@ def build_app(settings: Settings):
         answers = list(answers or [])
         text = plain_text(message)
         chat.append({"role": "user", "content": chat_markdown(text[:500] + ("…" if len(text) > 500 else ""))})
+        yield "", chat, answers, gr.update()  # the question moves from the box into the chat at once
         history = history_from_chat(chat[:-1])[-3:]  # the conversation the request carries
         filters = {"publisher": pubs or None, "since": (since or "").strip() or None, "until": (until or "").strip() or None}
         run_settings = replace(settings, answer_mode=mode if mode != "llm" or settings.llm_configured else "extractive")
@@ -313,8 +314,16 @@ def build_app(settings: Settings):
                 return {"error": str(e)}
 
         gr.api(api_ask, api_name="ask")
-        msg.submit(respond, [msg, chatbot, answers_state, pubs, since, until, k, mode],
-                   [msg, chatbot, answers_state, sources])
+        # The box is locked from Enter until the answer is complete, as in Gradio's ChatInterface: a
+        # submit event drops any Enter pressed while it is pending (trigger_mode "once"), and the
+        # answer's output clears the box, so a question typed meanwhile would be lost without a word.
+        # The lock is set in the browser, so it does not wait for a round trip to the server; it is
+        # lifted after a failed answer too (.then runs either way).
+        (msg.submit(None, None, [msg], js="() => [{__type__: 'update', interactive: false}]", queue=False,
+                    api_visibility="private")
+            .then(respond, [msg, chatbot, answers_state, pubs, since, until, k, mode],
+                  [msg, chatbot, answers_state, sources])
+            .then(lambda: gr.update(interactive=True), None, [msg], queue=False, api_visibility="private"))
         chatbot.like(on_like, [answers_state], [feedback_note])
         # uploads run one at a time in their own queue, so a long ingest never holds the workers
         # that answer questions
