@@ -40,7 +40,10 @@ SECTIONS = ("politics", "economy", "real_estate", "society", "science", "health"
 LAYOUTS = ("portal", "tv", "wire_ticker", "newspaper_footer", "blog_repost", "photo_story", "html_nav",
            "embedded_story", "widgets", "cp949", "no_date", "widget_date")
 QTYPES = ("who", "what", "when", "where", "how_many", "how_much", "why", "which", "by_how_much", "first_last", "how")
-UNANSWERABLE = ("not_stated", "furniture", "outside")
+UNANSWERABLE = ("not_stated", "furniture", "outside", "adversarial")
+# how an adversarial unanswerable is built from a sentence of its page: the question looks answerable
+# and the page holds a plausible wrong span (``plausible``), but what it asks is not what the page says
+ADVERSARIAL = ("entity_swap", "relation_reversed", "attribute_missing", "false_premise")
 META_KEYS = ("split", "section", "layouts", "publisher", "reporter", "date")
 
 
@@ -205,6 +208,10 @@ def check_gold(items: list[dict], labels: dict[str, dict]) -> list[str]:
             errors.append(f"{qid}: unanswerable {un!r} not in {UNANSWERABLE}")
         if it["qtype"] not in QTYPES:
             errors.append(f"{qid}: qtype {it['qtype']!r} not in {QTYPES}")
+        if un == "adversarial" and (it.get("adversarial") not in ADVERSARIAL or not it.get("plausible")):
+            errors.append(f"{qid}: an adversarial question names how it was built (adversarial: one of {ADVERSARIAL}) "
+                          "and the plausible wrong span its page holds (plausible)")
+            continue
         it["answerable"] = un is None
         it["lang"] = "ko" if is_korean(it["question"]) else "en"
         missing = [s for s in it["sources"] if s not in labels]
@@ -220,7 +227,7 @@ def check_gold(items: list[dict], labels: dict[str, dict]) -> list[str]:
             errors.append(f"{qid}: sources in different splits {sorted(splits)}")
             continue
         it["split"] = splits.pop()
-        roles = ("article", "caption") if un is None else ("furniture",)
+        roles = ("article", "caption") if un in (None, "adversarial") else ("furniture",)
         texts = [norm(b["text"]) for s in it["sources"] for b in labels[s]["blocks"] if b["role"] in roles]
         if un == "not_stated":
             if it["evidence"]:
@@ -231,6 +238,11 @@ def check_gold(items: list[dict], labels: dict[str, dict]) -> list[str]:
         for ev in it["evidence"]:
             if not any(norm(ev) in t for t in texts):
                 errors.append(f"{qid}: evidence not in a {'/'.join(roles)} block of its sources: {ev[:40]!r}")
+        if un == "adversarial":
+            if it["answers"]:
+                errors.append(f"{qid}: an adversarial question has no answers")
+            if not any(norm(it["plausible"]) in norm(ev) for ev in it["evidence"]):
+                errors.append(f"{qid}: its plausible wrong span is not in its evidence")
         if un is None:
             if not it["answers"] or not any(norm(a) in norm(ev) for a in it["answers"] for ev in it["evidence"]):
                 errors.append(f"{qid}: no answer alias occurs in the evidence")
@@ -286,9 +298,9 @@ def build(root: Path = ROOT, *, write: bool = True, only: str = "") -> dict:
         (root / "labels.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records.values()),
                                            encoding="utf-8")
         keys = ("id", "split", "lang", "question", "answers", "sources", "evidence", "answerable", "unanswerable",
-                "qtype", "kind", "answer_parts")
+                "qtype", "kind", "answer_parts", "adversarial", "plausible")
         (root / "gold.jsonl").write_text("".join(
-            json.dumps({k: it.get(k) for k in keys if k != "answer_parts" or it.get(k)}, ensure_ascii=False) + "\n" for it in sorted(items, key=lambda i: i["id"])),
+            json.dumps({k: it.get(k) for k in keys if k not in ("answer_parts", "adversarial", "plausible") or it.get(k)}, ensure_ascii=False) + "\n" for it in sorted(items, key=lambda i: i["id"])),
             encoding="utf-8")
     return summarize(list(records.values()), items)
 

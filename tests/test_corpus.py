@@ -135,7 +135,8 @@ def test_shipped_corpus_is_valid_built_and_has_the_promised_shape(tmp_path):
     assert 0.6 <= counts["pages_by_split"]["dev"] / counts["pages"] <= 0.72
     assert counts["questions"] >= 250 and 0.35 <= counts["english"] / counts["questions"] <= 0.45
     unanswerable = sum(counts["unanswerable"].values()) / counts["questions"]
-    assert 0.12 <= unanswerable <= 0.2 and set(counts["unanswerable"]) == {"not_stated", "furniture", "outside"}
+    assert 0.2 <= unanswerable <= 0.33 and set(counts["unanswerable"]) == {"not_stated", "furniture", "outside", "adversarial"}
+    assert counts["unanswerable"]["adversarial"] >= 60  # built to look answerable (the reader's issue asks for 60)
     assert counts["two_article"] >= 3
     # the shipped files are exactly what the sources build to (nobody edited pages/ or labels by hand)
     for name in ("labels.jsonl", "gold.jsonl"):
@@ -159,3 +160,18 @@ def test_conversations_are_valid():
         for turn in c["turns"]:
             page = norm(page_text(next((root / "pages").glob(turn["sources"][0] + ".*"))))
             assert turn["answers"] and all(norm(e) in page for e in turn["evidence"]), (c["id"], turn["question"])
+
+
+@pytest.mark.parametrize("change, error", [
+    ({}, None),
+    ({"plausible": "마바사"}, "plausible wrong span is not in its evidence"),
+    ({"answers": ["가나"]}, "has no answers"),
+    ({"adversarial": "made_up"}, "names how it was built"),
+    ({"evidence": ["아자차카"]}, "not in a article/caption block"),
+])
+def test_adversarial_questions_name_their_plausible_wrong_span(change, error):
+    labels = {"a": {"split": "dev", "blocks": [{"role": "article", "text": "가나다라 마바사"}]}}
+    item = {"id": "1", "question": "다른 곳의 가나는?", "answers": [], "sources": ["a"], "evidence": ["가나다라"],
+            "qtype": "what", "unanswerable": "adversarial", "adversarial": "entity_swap", "plausible": "가나", **change}
+    errors = check_gold([item], labels)
+    assert (errors == []) if error is None else any(error in e for e in errors), errors
