@@ -1,8 +1,9 @@
 """Fit the shipped models on a labelled corpus's dev split (or your own corpus):
 
     python -m eval.fit cleaner [--corpus eval/corpus] [--split dev]   # -> ingest/cleaner_model.json
-    python -m eval.fit ranker [--corpus eval/corpus] [--split dev]    # -> rag/ranker_model.json
+    python -m eval.fit ranker [--corpus eval/corpus] [--split dev]    # -> rag/reader/ranker_model.json
     python -m eval.fit chunkvec [--corpus eval/corpus] [--split dev]  # -> ingest/chunk_model.json
+    python -m eval.fit reader --squad FILE [--corpus eval/corpus]     # -> rag/reader/reader_model.safetensors
 
 Every weight and threshold the models use comes from here; run it again on your own labelled pages
 (same ``labels.jsonl`` format, see eval/corpus/README.md) to refit them. The fits use the settings the
@@ -250,7 +251,7 @@ def ranker_data(corpus, split: str | None, store: Path | None, k: int):
     settings = replace(settings, store_dir=Path(store), chroma_url=None, abstain_threshold=0.0)
     # always: ingest is incremental, and a reused --store built with other settings is brought in line
     _ingest(corpus.page_files(split), settings, True)
-    warm_up(settings, wait=True)
+    warm_up(settings, wait=True, check_models=False)  # the ranker being fitted may not match the shipped one yet
     labels = corpus.load_labels()
     rows = []
     for item in items:
@@ -277,9 +278,9 @@ def fit_ranker(rows, C: float | None = None, folds: int = 5) -> tuple[dict, dict
     regularisation chosen by page-grouped cross-validation of top-1 accuracy; then the confidence
     model on out-of-fold rankings (top answer right, or the question unanswerable -> wrong), and the
     abstention threshold with the best overall accuracy out of fold."""
-    from rag.candidates import FEATURES
+    from rag.reader.candidates import FEATURES
     from rag.linear import LinearModel
-    from rag.ranker import CONFIDENCE_FEATURES, confidence_features
+    from rag.reader.ranker import CONFIDENCE_FEATURES, confidence_features
 
     gid = _group_ids(rows)
     fold_of = gid % folds
@@ -440,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     from eval.runner import Corpus
 
     p = argparse.ArgumentParser(prog="python -m eval.fit", description=__doc__.split("\n")[0])
-    p.add_argument("model", choices=("cleaner", "ranker", "chunkvec"))
+    p.add_argument("model", choices=("cleaner", "ranker", "chunkvec", "reader"))
     p.add_argument("--corpus", default=str(ROOT / "eval" / "corpus"), help="a labelled corpus folder")
     p.add_argument("--split", default="dev", help="fit on this split (dev); 'all' for every page")
     p.add_argument("--out", help="where to write the model (default: the shipped model's path); answer with a ranker "
@@ -454,7 +455,29 @@ def main(argv: list[str] | None = None) -> int:
                         "those new or changed, or stored with other settings, are embedded)")
     p.add_argument("--k", type=int, default=10, help="ranker: passages retrieved per question")
     p.add_argument("--no-embed", action="store_true", help="fit without the embedding-similarity feature")
+    r = p.add_argument_group("reader (see eval/fit_reader.py)")
+    r.add_argument("--squad", help="a SQuAD-style JSON file to learn reading from (KorQuAD: ../shared/data/korquad/...)")
+    r.add_argument("--no-corpus", action="store_true", help="skip the news stage (--corpus questions)")
+    r.add_argument("--held-out", type=int, default=0, help="the fold of --squad articles never trained on (default 0)")
+    r.add_argument("--folds", type=int, default=8, help="folds the --squad articles are split into (default 8)")
+    r.add_argument("--epochs", type=float, default=2.0, help="passes over the reading windows (default 2)")
+    r.add_argument("--news-epochs", type=float, default=3.0, help="passes over the news windows (default 3)")
+    r.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate (default 1e-4; the head's is 10x)")
+    r.add_argument("--batch", type=int, default=16, help="windows per step (default 16)")
+    r.add_argument("--train", default="all", help="what is trained: 'all' layers (default) or 'top:N'")
+    r.add_argument("--seed", type=int, default=13)
+    r.add_argument("--limit", type=int, help="train on the first N --squad questions only (a quick check)")
+    r.add_argument("--eval-limit", type=int, help="measure on N held-out questions only")
+    r.add_argument("--start-from", help="a reader file to continue from (e.g. after the reading stage)")
+    r.add_argument("--max-minutes", type=float, help="stop the reading stage after this long")
+    r.add_argument("--no-cross-fit", action="store_true",
+                   help="fit the chooser and confidence on reads of questions the reader was trained on (faster, "
+                        "overconfident)")
     a = p.parse_args(argv)
+    if a.model == "reader":
+        from eval.fit_reader import main_reader
+
+        return main_reader(a)
     try:
         corpus = Corpus.resolve(Path(a.corpus))
         split = None if a.split == "all" else a.split

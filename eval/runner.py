@@ -12,11 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.reader.short import char_f1, exact_match
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED_KEYS = ("id", "question", "answers", "sources", "evidence", "answerable")
-METRICS = ("hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10", "answer_accuracy", "citation_precision",
+METRICS = ("hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10", "answer_accuracy", "short_em", "short_f1",
+           "citation_precision",
            "abstain_recall", "false_abstain", "overall_accuracy", "boilerplate_leak")
 PAGE_SUFFIXES = (".txt", ".html", ".htm")
 
@@ -141,12 +143,13 @@ class Outcome:
     latency_ms: float
     confidence: float = 1.0
     abstain_text: str = ""
+    short: str | None = None  # the short answer (the span that answers), when the pipeline gives one
 
     def at_threshold(self, threshold: float) -> "Outcome":
         """This (threshold-0) outcome as ``ask()`` returns it with another abstention threshold."""
         if self.abstained or self.confidence >= threshold:
             return self
-        return replace(self, text=self.abstain_text, abstained=True, quotes=())
+        return replace(self, text=self.abstain_text, abstained=True, quotes=(), short=None)
 
 
 def score(items: list[dict], outcomes: list[Outcome], sections: dict[str, str] | None = None) -> dict:
@@ -157,6 +160,16 @@ def score(items: list[dict], outcomes: list[Outcome], sections: dict[str, str] |
         p["section"] = (sections or {}).get(item["sources"][0], "other") if item["sources"] else "outside"
     report = _aggregate(per)
     report["by_lang"] = {lang: _aggregate([p for p in per if p["lang"] == lang]) for lang in ("ko", "en")}
+    # abstain recall by kind of unanswerable question (adversarial ones also by how they were built)
+    groups: dict[str, list[dict]] = {}
+    for p in per:
+        if "unanswerable" in p:
+            kind = p["unanswerable"]
+            groups.setdefault(kind.split(":")[0], []).append(p)
+            if ":" in kind:
+                groups.setdefault(kind, []).append(p)
+    report["by_unanswerable"] = {k: {"n": len(g), "abstain_recall": _mean(p["abstained"] for p in g)}
+                                 for k, g in sorted(groups.items())}
     for key, field_ in (("by_qtype", "qtype"), ("by_section", "section")):
         groups = sorted({p[field_] for p in per if p.get(field_)})
         if groups and (key == "by_qtype" or sections):
@@ -185,6 +198,11 @@ def _score_item(item: dict, o: Outcome) -> dict:
         # an item with answer_parts (two facts, often from two articles) needs every part
         parts = [[norm(a) for a in part] for part in item.get("answer_parts") or []] or [aliases]
         p["correct"] = not o.abstained and all(any(a in norm(o.text) for a in part) for part in parts)
+        # the short answer against the aliases, as KorQuAD and SQuAD score a span (an abstention scores 0;
+        # a pipeline with no short answer is scored on its whole answer text)
+        short = "" if o.abstained else (o.short if o.short is not None else o.text)
+        p["em"] = exact_match(short, item["answers"])
+        p["f1"] = char_f1(short, item["answers"])
         if not o.abstained:
             p["cit"] = [any(e in norm(q) for e in ev) for q in o.quotes]
         for name, ok in (("hit@5", p["hit5"]), ("answer", p["correct"]), ("false_abstain", not o.abstained)):
@@ -194,6 +212,9 @@ def _score_item(item: dict, o: Outcome) -> dict:
             p["failed"].append("citation")
     else:
         p["correct"] = o.abstained
+        p["unanswerable"] = item.get("unanswerable") or "other"
+        if item.get("adversarial"):
+            p["unanswerable"] += f":{item['adversarial']}"
         if not o.abstained:
             p["failed"].append("should_abstain")
         if item.get("kind") == "boilerplate" or item.get("unanswerable") == "furniture":
@@ -218,7 +239,8 @@ def _aggregate(per: list[dict]) -> dict:
         "n": len(per),
         "hit_at_1": _mean(p["hit1"] for p in ans), "hit_at_5": _mean(p["hit5"] for p in ans),
         "evidence_at_5": _mean(p["ev5"] for p in ans), "mrr_at_10": _mean(p["rr"] for p in ans),
-        "answer_accuracy": _mean(p["correct"] for p in ans), "citation_precision": _mean(cits),
+        "answer_accuracy": _mean(p["correct"] for p in ans), "short_em": _mean(p["em"] for p in ans),
+        "short_f1": _mean(p["f1"] for p in ans), "citation_precision": _mean(cits),
         "abstain_recall": _mean(p["abstained"] for p in unans), "false_abstain": _mean(p["abstained"] for p in ans),
         "overall_accuracy": _mean(p["correct"] for p in per),
         "boilerplate_leak": _mean(p["leak"] for p in unans if "leak" in p),
@@ -228,11 +250,13 @@ def _aggregate(per: list[dict]) -> dict:
 
 
 # ---- pipelines ------------------------------------------------------------------------------
-def run_ours(items: list[dict], settings: Settings, *, k: int, use_keyword: bool = True) -> list[Outcome]:
+def run_ours(items: list[dict], settings: Settings, *, k: int, use_keyword: bool = True,
+             given: list[list[str]] | None = None) -> list[Outcome]:
     """Run ``ask()`` on every item. It runs with threshold 0 and the configured threshold is applied
-    afterwards exactly as ``ask()`` applies it, so one run also gives the accuracy/threshold curve."""
-    from rag.answer import ABSTAIN_TEXT
-    from rag.qa import ask, warm_up
+    afterwards exactly as ``ask()`` applies it, so one run also gives the accuracy/threshold curve.
+    ``given``: per item, the articles to read instead of retrieving (``rag.qa.ask_articles``)."""
+    from rag.qa import ask, ask_articles, warm_up
+    from rag.reader.text import ABSTAIN_TEXT
 
     settings = replace(settings, abstain_threshold=0.0)
     warm_up(settings, wait=True)  # latencies are of answering, not of loading models
@@ -241,11 +265,14 @@ def run_ours(items: list[dict], settings: Settings, *, k: int, use_keyword: bool
         t0 = time.perf_counter()
         # answers come from the configured number of passages (RAG_K, 10 by default), as ask()'s do;
         # k is only the cutoff of the retrieval metrics
-        a = ask(item["question"], k=max(k, settings.k), settings=settings, use_keyword=use_keyword)
+        if given is not None:
+            a = ask_articles(item["question"], given[len(out)], settings=settings)
+        else:
+            a = ask(item["question"], k=max(k, settings.k), settings=settings, use_keyword=use_keyword)
         ms = (time.perf_counter() - t0) * 1000
         o = Outcome(a.text, a.abstained, tuple(h.chunk.article_id for h in a.retrieved),
                     tuple(h.chunk.text for h in a.retrieved[:k]), tuple(c.quote for c in a.citations), ms,
-                    a.confidence, ABSTAIN_TEXT[a.language])
+                    a.confidence, ABSTAIN_TEXT[a.language], a.short_answer)
         out.append(o)
     return out
 
@@ -326,9 +353,9 @@ def evaluate(gold: Path | None = None, *, settings: Settings, k: int = 5, store:
         elif settings.abstain_threshold is not None:
             threshold = settings.abstain_threshold
         else:
-            from rag.ranker import model_path, ranker_model
+            from rag.reader import fitted_threshold
 
-            threshold = ranker_model(model_path(settings)).threshold
+            threshold = fitted_threshold(settings)
         outcomes = [o.at_threshold(threshold) for o in raw]
         curve = []
         for t in range(20):

@@ -62,6 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", metavar="FILE", help="write an HTML report with charts here")
     p.add_argument("--store", metavar="DIR", help="evaluate this store instead of a fresh one built from the corpus pages")
     p.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
+    p.add_argument("--squad", metavar="FILE",
+                   help="a SQuAD-style JSON file (SQuAD 1.1/2.0, KorQuAD, KLUE-MRC, your own): its paragraphs become "
+                        "pages of a scratch store and every question is asked against all of them")
+    p.add_argument("--given-context", action="store_true",
+                   help="with --squad: read each question against its own paragraph only (reading without retrieval)")
+    p.add_argument("--squad-fold", metavar="K/N", help="with --squad: only the articles of fold K of N (as the reader fit "
+                                                      "holds fold 0/8 of KorQuAD out)")
+    p.add_argument("--limit", type=int, help="with --squad: the first N questions only")
 
     p = sub.add_parser("ui", help="serve the chat page (loopback by default)")
     p.add_argument("--port", type=int, default=7860)
@@ -210,15 +218,26 @@ def _cmd_eval(args, settings: Settings) -> int:
     from eval.cleaning import format_cleaning
     from eval.runner import Corpus, evaluate, format_breakdown, format_table, html_report
 
-    corpus = Corpus.resolve(Path(args.corpus) if args.corpus else None, args.gold, args.labels)
     pipelines = ["default", "naive"] if args.pipeline == "both" else [args.pipeline]
-    reports = [evaluate(settings=settings, k=args.k, store=Path(args.store) if args.store else None, corpus=corpus,
-                        split=args.split, pipeline=p, clean=not args.no_clean, bm25=not args.no_bm25,
-                        verify=not args.no_verify)
-               for p in pipelines]
-    keys = ("n", "hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10", "answer_accuracy", "citation_precision",
-            "abstain_recall", "false_abstain", "overall_accuracy", "boilerplate_leak", "latency_p50_ms",
-            "latency_p95_ms", "split", "by_lang", "by_qtype", "by_section", "cleaning", "failures")
+    if args.squad:
+        from eval.squad import evaluate_squad
+
+        if args.corpus or args.gold or args.split or args.store:
+            raise RagError("--squad brings its own pages and questions: drop --corpus, --gold, --split and --store")
+        reports = [evaluate_squad(Path(args.squad), settings=settings, pipeline=p, given_context=args.given_context,
+                                  fold=args.squad_fold, limit=args.limit, k=args.k) for p in pipelines]
+    else:
+        if args.given_context or args.squad_fold or args.limit:
+            raise RagError("--given-context, --squad-fold and --limit go with --squad FILE")
+        corpus = Corpus.resolve(Path(args.corpus) if args.corpus else None, args.gold, args.labels)
+        reports = [evaluate(settings=settings, k=args.k, store=Path(args.store) if args.store else None, corpus=corpus,
+                            split=args.split, pipeline=p, clean=not args.no_clean, bm25=not args.no_bm25,
+                            verify=not args.no_verify)
+                   for p in pipelines]
+    keys = ("n", "hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10", "answer_accuracy", "short_em", "short_f1",
+            "citation_precision", "abstain_recall", "false_abstain", "overall_accuracy", "boilerplate_leak",
+            "latency_p50_ms", "latency_p95_ms", "split", "squad", "by_lang", "by_qtype", "by_section",
+            "by_unanswerable", "cleaning", "failures")
     exact = [{k: r[k] for k in keys if k in r} for r in reports]
     payload = exact[0] if len(exact) == 1 else {r["pipeline"]: e for r, e in zip(reports, exact)}
     if args.out:
@@ -237,6 +256,10 @@ def _cmd_eval(args, settings: Settings) -> int:
             if table:
                 print("\n" + table)
         for r in reports:
+            if r.get("by_unanswerable"):
+                print(f"\n{r['pipeline']}: abstain recall by kind of unanswerable question\n" + "\n".join(
+                    f"  {k:32s} n={v['n']:3d}  {v['abstain_recall']:.2f}" for k, v in r["by_unanswerable"].items()))
+        for r in reports:
             if r.get("cleaning"):
                 print("\n" + format_cleaning(r["cleaning"]))
         for r in reports:
@@ -250,7 +273,7 @@ def _cmd_ask(args, settings: Settings) -> int:
 
     settings = settings.with_(k=args.k, answer_mode=args.mode)
     q = clean_question(args.question, settings.max_question_chars)  # a bad question fails before any loading
-    from .question import question_language
+    from .reader.question import question_language
 
     warm_up(settings, english=question_language(q) == "en")
     filters = {"publisher": args.publisher, "since": args.since, "until": args.until}

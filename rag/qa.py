@@ -14,8 +14,8 @@ import numpy as np
 
 from .embed import get_embedder
 from .errors import LLMError, QuestionError
-from .answer import ABSTAIN_TEXT
-from .question import question_language
+from .reader.text import ABSTAIN_TEXT
+from .reader.question import question_language
 from .retrieve import HybridRetriever
 from .settings import Settings
 from .store import get_store
@@ -81,7 +81,7 @@ def _prepare(question: str, history, settings: Settings, k: int, filters, use_ke
     return Prepared(q, language, standalone, *_retrieve(standalone, settings, k, filters, use_keyword, language))
 
 
-def warm_up(settings: Settings, english: bool = True, wait: bool = False) -> None:
+def warm_up(settings: Settings, english: bool = True, wait: bool = False, check_models: bool = True) -> None:
     """Load Kiwi, the embedder, the store and its keyword index, Kiwi on a second thread. The overlap
     is small: Kiwi's load holds the GIL for much of its 1-1.5 s (a pure-Python loop beside it runs at
     60% of its speed, measured), and opening the store is mostly importing chromadb, which is Python,
@@ -90,13 +90,21 @@ def warm_up(settings: Settings, english: bool = True, wait: bool = False) -> Non
     The English-question bridge (multilingual USE, whose tokenizer takes about 2 s to parse) loads
     on a third thread that is not waited for: a Korean question never needs it, and an English one
     asked before it is ready waits only for the rest. ``english=False`` skips it; ``wait=True``
-    waits for it too (for latency measurements)."""
+    waits for it too (for latency measurements). ``check_models=False``: the fitted files are not read
+    (what ``python -m eval.fit`` uses while it writes them)."""
     import threading
 
     from .korean import get_kiwi
-    from .ranker import model_path, ranker_model
+    from .reader import check_files
+    from .reader import warm_up as warm_reader
 
-    ranker_model(model_path(settings))  # a missing or outdated RAG_RANKER_MODEL fails here, not at a question
+    if check_models:  # a missing or outdated RAG_RANKER_MODEL or reader fails here, not at a question
+        check_files(settings)
+    # the span reader's encoder loads on a thread of its own (reading its weights releases the GIL)
+    errors: list[BaseException] = []
+    reader = threading.Thread(target=_collect_errors(warm_reader if check_models else lambda s: None, errors),
+                              args=(settings,), name="reader-load", daemon=True)
+    reader.start()
     kiwi = threading.Thread(target=get_kiwi, name="kiwi-load", daemon=True)
     kiwi.start()
     embedder = get_embedder(settings)
@@ -112,6 +120,18 @@ def warm_up(settings: Settings, english: bool = True, wait: bool = False) -> Non
             if wait:
                 bridge.join()
     kiwi.join()
+    reader.join()
+    if errors:
+        raise errors[0]
+
+
+def _collect_errors(fn, errors: list):
+    def run(*args):
+        try:
+            fn(*args)
+        except BaseException as e:  # re-raised by the thread that waits for it
+            errors.append(e)
+    return run
 
 
 def _retrieve(question: str, settings: Settings, k: int, filters, use_keyword: bool = True, language: str = "ko"):
@@ -146,10 +166,10 @@ def _abstain(p: Prepared, mode: str, notice=None, confidence=0.0) -> Answer:
 
 
 def extractive_candidates(p: Prepared):
-    """The question read (``rag.question``), and every sentence of the retrieved passages with its
-    features (``rag.candidates``): what the ranker scores, in answering and in fitting it alike."""
-    from .candidates import build_candidates
-    from .question import analyze_question
+    """The question read (``rag.reader.question``), and every sentence of the retrieved passages with its
+    features (``rag.reader.candidates``): what the ranker scores, in answering and in fitting it alike."""
+    from .reader.candidates import build_candidates
+    from .reader.question import analyze_question
 
     # the passages come from the standalone question; which sentence answers is read from the
     # question as asked (a follow-up's borrowed context finds the article, it is not what is asked)
@@ -175,31 +195,30 @@ def _english_forms(p: Prepared, q) -> dict[str, frozenset[str]]:
 
 
 def _ranked(p: Prepared, settings: Settings):
-    """The question read, its candidates ranked best first, the calibrated confidence in the best,
-    and whether that clears the threshold (the fitted one, unless RAG_ABSTAIN_THRESHOLD is set)."""
-    from .ranker import model_path, ranker_model
+    """The question read: its candidates ranked by the sentence ranker, then the answer chosen among
+    them (``rag.reader.read``: the span reader's windows, or the features path) with its calibrated
+    confidence, held to the fitted threshold unless RAG_ABSTAIN_THRESHOLD is set."""
+    from .reader import read
+    from .reader.ranker import model_path, ranker_model
 
     q, cands, X = extractive_candidates(p)
-    model = ranker_model(model_path(settings))
-    ranked = model.rank(cands, X)
-    confidence = model.confidence_of(ranked)
-    threshold = model.threshold if settings.abstain_threshold is None else settings.abstain_threshold
-    return q, ranked, confidence, bool(ranked) and confidence >= threshold
+    ranked = ranker_model(model_path(settings)).rank(cands, X)
+    return read(p.question, q, ranked, settings, settings.abstain_threshold)
 
 
 def _extractive(p: Prepared, settings: Settings, notice=None) -> Answer:
-    from .answer import citations_for, extractive_text
+    from .reader.text import citations_for, extractive_text
 
     t0 = time.perf_counter()
-    q, ranked, confidence, answerable = _ranked(p, settings)
+    r = _ranked(p, settings)
     p.timings["answer"] = (time.perf_counter() - t0) * 1000
-    if not answerable:
-        return _abstain(p, "extractive", notice, confidence)
-    chosen = ranked[:1]
-    return Answer(question=p.question, text=extractive_text(chosen, q), language=p.language,
+    if not r.answerable:
+        return _abstain(p, "extractive", notice, r.confidence)
+    chosen = [r.chosen]
+    return Answer(question=p.question, text=extractive_text(chosen, r.question, r.short), language=p.language,
                   citations=tuple(citations_for(chosen)), abstained=False, retrieved=tuple(p.hits),
                   timings_ms=p.timings, mode="extractive", standalone_question=p.standalone, notice=notice,
-                  confidence=confidence)
+                  confidence=r.confidence, short_answer=r.short.text if r.short is not None else None)
 
 
 def _bridge(question: str, hits, store, embedder, translations=None):
@@ -242,16 +261,34 @@ def ask(question: str, *, k: int | None = None, filters: dict | None = None,
     return ans
 
 
+def ask_articles(question: str, article_ids: list[str], *, settings: Settings | None = None) -> Answer:
+    """Answer from the given stored articles alone, reading every passage of them (no retrieval
+    decides what is read: ``rag eval --squad --given-context`` measures reading by itself with it)."""
+    from .types import Hit
+
+    settings = settings or Settings.from_env()
+    t_start = time.perf_counter()
+    p = _prepare(question, None, settings, 1, None)
+    chunk_ids = [i for a in article_ids if (state := p.store.article_state(a)) for i in state.chunk_ids]
+    chunks = sorted(p.store.get_chunks(chunk_ids).values(), key=lambda c: (article_ids.index(c.article_id), c.index))
+    p.hits = [Hit(c, 1.0, i, None) for i, c in enumerate(chunks)]
+    ans = _extractive(p, settings) if p.hits else _abstain(p, "extractive")
+    ans.timings_ms["total"] = (time.perf_counter() - t_start) * 1000
+    return ans
+
+
 def _ranked_for_llm(p: Prepared, settings: Settings):
     """The LLM answers from the same candidates the extractive path ranks: passages are ordered by
     their best sentence's score, and when the calibrated confidence is below the threshold the
     question is not sent at all (the articles do not hold the answer, whoever phrases it)."""
-    _, ranked, confidence, answerable = _ranked(p, settings)
+    r = _ranked(p, settings)
     best: dict[str, float] = {}
-    for c in ranked:
+    if r.chosen is not None:  # the passage the reader answered from comes first
+        best[r.chosen.hit.chunk.chunk_id] = 2.0
+    for c in r.ranked:
         best.setdefault(c.hit.chunk.chunk_id, c.score)
     p.hits = sorted(p.hits, key=lambda h: -best.get(h.chunk.chunk_id, 0.0))
-    return confidence, answerable
+    return r.confidence, r.answerable
 
 
 def _generative(p: Prepared, settings: Settings) -> Answer:

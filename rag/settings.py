@@ -23,7 +23,8 @@ from .errors import ConfigError
 ANSWER_MODES = ("auto", "extractive", "llm")
 CHUNK_VECTORS = ("embedded", "derived")
 INGEST_WRITERS = ("auto", "process", "inline")
-_CHOICES = {"answer_mode": ANSWER_MODES, "chunk_vectors": CHUNK_VECTORS, "ingest_writer": INGEST_WRITERS}
+READERS = ("neural", "features")
+_CHOICES = {"reader": READERS, "answer_mode": ANSWER_MODES, "chunk_vectors": CHUNK_VECTORS, "ingest_writer": INGEST_WRITERS}
 _COLLECTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,61}[A-Za-z0-9]")  # Chroma's rule for collection names
 
 
@@ -77,8 +78,15 @@ class Settings:
     max_page_chars: int = Field(300_000, ge=1000, le=100_000_000)  # a page's text (news pages run 5k-50k)
     abstain_threshold: Optional[float] = Field(None, ge=0.0, le=1.0)  # None: the one fitted with the ranker
     # a ranker fitted with `python -m eval.fit ranker --out FILE` on one's own gold set; None: the shipped
-    # one (rag/ranker_model.json)
+    # one (rag/reader/ranker_model.json)
     ranker_model: Optional[Path] = None
+    # who reads the answer out of the passages: "neural" (the span reader, rag/reader/reader_model.safetensors,
+    # with rag/reader/answer_model.json) or "features" (the ranked sentence and its typed span; also what
+    # answers when the reader's file is missing)
+    reader: Literal["neural", "features"] = "neural"
+    # a reader fitted with `python -m eval.fit reader --out FILE` (its chooser and confidence model are
+    # the FILE's .answer.json beside it)
+    reader_model: Optional[Path] = None
     answer_mode: Literal["auto", "extractive", "llm"] = "auto"
     llm_base_url: Optional[str] = None
     llm_model: Optional[str] = None
@@ -86,7 +94,7 @@ class Settings:
     llm_timeout: float = Field(60.0, gt=0, le=3600)
     llm_max_tokens: int = Field(512, ge=1, le=100_000)
 
-    @field_validator("store_dir", "ranker_model", mode="before")
+    @field_validator("store_dir", "ranker_model", "reader_model", mode="before")
     @classmethod
     def _path(cls, v):
         return Path(v).expanduser() if isinstance(v, (str, Path)) else v
@@ -182,6 +190,8 @@ class _Environment(BaseSettings):
     max_page_chars: Optional[int] = None
     abstain_threshold: Optional[float] = None
     ranker_model: Optional[Path] = None
+    reader: Optional[str] = None
+    reader_model: Optional[Path] = None
     answer_mode: Optional[str] = None
     llm_base_url: Optional[str] = None
     llm_model: Optional[str] = None

@@ -137,6 +137,7 @@ class Answer:
     standalone_question: str | None = None
     notice: str | None = None  # e.g. why the LLM answer was replaced by the extractive one
     confidence: float = 0.0
+    short_answer: str | None = None  # the span that answers, as it stands in the quoted sentence
 
     def to_dict(self) -> dict:
         return {
@@ -147,6 +148,7 @@ class Answer:
             "abstained": self.abstained,
             "mode": self.mode,
             "confidence": round(self.confidence, 4),
+            "short_answer": self.short_answer,
             "notice": self.notice,
             "citations": [c.to_dict() for c in self.citations],
             "retrieved": [h.to_dict() for h in self.retrieved],

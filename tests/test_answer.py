@@ -1,6 +1,6 @@
-"""Answering, in parts, on short texts written for these tests: what a question asks (rag.question),
-typed spans (rag.spans), candidate features (rag.candidates), the fitted ranker and abstention
-(rag.ranker) and the answer's text (rag.answer). The whole pipeline is covered by the eval floors."""
+"""Answering, in parts, on short texts written for these tests: what a question asks (rag.reader.question),
+typed spans (rag.reader.spans), candidate features (rag.reader.candidates), the fitted ranker and abstention
+(rag.reader.ranker) and the answer's text (rag.reader.text). The whole pipeline is covered by the eval floors."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import json
 import numpy as np
 import pytest
 
-from rag.answer import ABSTAIN_TEXT, english_rendering, extractive_text, korean_number
-from rag.candidates import FEATURES, build_candidates
-from rag.question import analyze_question
-from rag.ranker import CONFIDENCE_FEATURES, MODEL_PATH, RankerModel, confidence_features
-from rag.spans import Span, find_spans, spans_of
+from rag.reader.text import ABSTAIN_TEXT, english_rendering, extractive_text, korean_number, lead_span
+from rag.reader.candidates import FEATURES, build_candidates
+from rag.reader.question import analyze_question
+from rag.reader.ranker import CONFIDENCE_FEATURES, MODEL_PATH, RankerModel, confidence_features
+from rag.reader.spans import Span, find_spans, spans_of
 from rag.types import Chunk, Hit
 
 
@@ -131,13 +131,13 @@ def test_english_renderings(span, english):
 
 
 def test_answer_text_leads_with_the_span():
-    from rag.candidates import Candidate
+    from rag.reader.candidates import Candidate
 
     hit = _hit("불은 40분간 탔다.", 0)
     c = Candidate(0, hit, 0, 10, "불은 40분간 탔다.", spans=(Span("duration", "40분간", 3, 8),))
-    ko = extractive_text([c], analyze_question("불은 얼마 동안 탔나?"))
+    ko = extractive_text([c], analyze_question("불은 얼마 동안 탔나?"), lead_span(c))
     assert ko == "**40분간** — 불은 40분간 탔다. [1]"
-    en = extractive_text([c], analyze_question("How long did the fire burn?"))
+    en = extractive_text([c], analyze_question("How long did the fire burn?"), lead_span(c))
     assert en.endswith("**40분간 (40 minutes)** — 불은 40분간 탔다. [1]") and en.startswith("According to")
     plain = Candidate(0, hit, 0, 10, "불은 40분간 탔다.")
     assert extractive_text([plain], analyze_question("불은 어땠나?")) == "불은 40분간 탔다. [1]"

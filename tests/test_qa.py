@@ -117,7 +117,7 @@ def test_a_ranker_of_ones_own_answers_instead_of_the_shipped_one(seeded_settings
 
     from rag.errors import RagError
     from rag.qa import warm_up
-    from rag.ranker import MODEL_PATH
+    from rag.reader.ranker import MODEL_PATH
 
     question = "SK하이닉스가 지난해 4분기에 기록한 영업이익은 얼마인가?"
     shipped = ask(question, settings=seeded_settings)

@@ -33,8 +33,10 @@ CASES = {
     "RAG_MAX_QUESTION_CHARS": (2000, "500", 500, "3"),
     "RAG_MAX_PAGE_CHARS": (300_000, "50000", 50000, "10"),
     "RAG_ABSTAIN_THRESHOLD": (None, "0.4", 0.4, "1.5"),
-    "RAG_RANKER_MODEL": (None, str(Path(__file__).parents[1] / "rag" / "ranker_model.json"),
-                         Path(__file__).parents[1] / "rag" / "ranker_model.json", None),  # checked at load (test_qa)
+    "RAG_RANKER_MODEL": (None, str(Path(__file__).parents[1] / "rag" / "reader" / "ranker_model.json"),
+                         Path(__file__).parents[1] / "rag" / "reader" / "ranker_model.json", None),  # checked at load (test_qa)
+    "RAG_READER": ("neural", "features", "features", "llm"),
+    "RAG_READER_MODEL": (None, "/models/reader.safetensors", Path("/models/reader.safetensors"), None),  # checked at load
     "RAG_ANSWER_MODE": ("auto", "extractive", "extractive", "generative"),
     "RAG_LLM_BASE_URL": (None, "http://127.0.0.1:9/v1", "http://127.0.0.1:9/v1", None),
     "RAG_LLM_MODEL": (None, "local", "local", None),

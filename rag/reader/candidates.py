@@ -4,7 +4,7 @@ Every feature is a property of the question, the sentence and its passage that a
 has (similarity, coverage of the question's terms weighted by rarity, its names and numbers, whether
 the sentence holds an answer of the asked kind that the question does not already state, where the
 passage ranked, where the sentence sits in its article); none names a person, firm or event.
-``FEATURES`` is the order the fitted ranker (``rag/ranker_model.json``) expects.
+``FEATURES`` is the order the fitted ranker (``rag/reader/ranker_model.json``) expects.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from typing import Callable
 
 import numpy as np
 
-from .korean import analyze
+from ..korean import analyze
 from .question import Question
 from .spans import Span, spans_of
-from .types import Hit
+from ..types import Hit
 
 FEATURES = (
     "sim", "sim_gap", "sim_best", "cov", "cov_passage", "names_cov", "has_names", "numbers_cov", "has_numbers",

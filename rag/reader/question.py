@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from .korean import analyze, has_hangul
-from .lexicon import ASK_EN, ASK_KO, COUNTERS
+from ..korean import analyze, has_hangul
+from ..lexicon import ASK_EN, ASK_KO, COUNTERS
 
 _ASK_KO = tuple((kind, re.compile(p)) for kind, p in ASK_KO)
 _ASK_EN = tuple((kind, re.compile(p, re.I)) for kind, p in ASK_EN)
@@ -30,7 +30,7 @@ _NUMBER = re.compile(r"\d[\d,.]*")
 class Question:
     text: str
     language: str  # "ko" or "en"
-    kind: str | None  # see rag.spans.KINDS; None when the question word does not say
+    kind: str | None  # see rag.reader.spans.KINDS; None when the question word does not say
     counter: str = ""  # a Korean count's counter ("몇 명" -> "명")
     terms: tuple[str, ...] = ()  # Korean content morphemes (a Korean question) or English content words
     verbs: tuple[str, ...] = ()  # the terms that are predicates (often paraphrased in the answer)
@@ -67,7 +67,7 @@ def analyze_question(text: str) -> Question:
                 terms.append(m.form)
         return Question(text, language, kind, counter, tuple(dict.fromkeys(terms)), tuple(dict.fromkeys(verbs)),
                         tuple(dict.fromkeys(names)), numbers)
-    from .bridge import english_words
+    from ..bridge import english_words
 
     words = english_words(text)
     terms = [w.lower() for w, _ in words if w.lower() not in _EN_STOP and w.lower() not in asked]

@@ -1,4 +1,4 @@
-"""The fitted answer ranker and abstention model (``rag/ranker_model.json``, written by
+"""The fitted answer ranker and abstention model (``rag/reader/ranker_model.json``, written by
 ``python -m eval.fit ranker`` from the dev split's gold questions).
 
 ``RAG_RANKER_MODEL`` points at a model fitted on one's own gold set instead
@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .candidates import FEATURES, Candidate
-from .errors import RagError
-from .linear import LinearModel, load_json
+from ..errors import RagError
+from ..linear import LinearModel, load_json
 
 MODEL_PATH = Path(__file__).with_name("ranker_model.json")
 CONFIDENCE_FEATURES = ("top_logit", "margin", "top_kind_span", "kind_known", "top_cov", "top_cov_passage", "top_sim",

@@ -8,8 +8,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .korean import analyze
-from .lexicon import (COUNTERS, CURRENCIES, DATE_WORDS, DURATION_UNITS, ORG_SUFFIXES, PLACE_SUFFIXES, REASON_WORDS,
+from ..korean import analyze
+from ..lexicon import (COUNTERS, CURRENCIES, DATE_WORDS, DURATION_UNITS, ORG_SUFFIXES, PLACE_SUFFIXES, REASON_WORDS,
                       TITLES, UNITS)
 
 KINDS = ("count", "money", "percent", "duration", "date", "number", "person", "place", "org", "reason")

