@@ -65,6 +65,53 @@ def test_metrics_follow_their_definitions():
     assert r["overall_accuracy"] == round(1 / 3, 4)
     assert r["by_lang"]["ko"]["n"] == 1 and r["by_lang"]["en"]["n"] == 2
     assert {f["id"] for f in r["failures"]} == {"2", "3"}
+    # no short answer given: the whole answer text is scored; an abstention scores 0
+    assert r["short_em"] == 0.0 and 0.0 < r["short_f1"] < 0.5
+    assert r["by_unanswerable"] == {"other": {"n": 1, "abstain_recall": 0.0}}
+
+
+def test_short_answers_score_exact_match_and_f1_and_unanswerables_by_kind():
+    items = [
+        {"id": "1", "question": "예산은?", "answers": ["48억 원"], "sources": ["A"], "evidence": ["48억 원"], "answerable": True},
+        {"id": "2", "question": "노선은?", "answers": ["올빼미 순환선"], "sources": ["A"], "evidence": ["올빼미"], "answerable": True},
+        {"id": "3", "question": "B시 노선은?", "answers": [], "sources": ["A"], "evidence": ["12개"], "answerable": False,
+         "unanswerable": "adversarial", "adversarial": "entity_swap"},
+        {"id": "4", "question": "직원 수는?", "answers": [], "sources": ["A"], "evidence": [], "answerable": False,
+         "unanswerable": "not_stated"},
+    ]
+    outcomes = [
+        Outcome("**48억 원** — 예산은 48억 원이다. [1]", False, ("A",), ("x",), ("예산은 48억 원이다.",), 5, short="48억 원"),
+        Outcome("**올빼미** — 올빼미 순환선이다. [1]", False, ("A",), ("x",), ("올빼미 순환선이다.",), 5, short="올빼미"),
+        Outcome("**12개** — … [1]", False, ("A",), ("x",), ("12개 노선",), 5, short="12개"),
+        Outcome("not found", True, ("A",), ("x",), (), 5),
+    ]
+    r = score(items, outcomes)
+    assert r["short_em"] == 0.5 and r["short_f1"] == round((1.0 + 2 * 1 * (3 / 6) / (1 + 3 / 6)) / 2, 4)
+    assert r["by_unanswerable"]["adversarial"] == {"n": 1, "abstain_recall": 0.0}
+    assert r["by_unanswerable"]["adversarial:entity_swap"]["n"] == 1
+    assert r["by_unanswerable"]["not_stated"] == {"n": 1, "abstain_recall": 1.0}
+
+
+@pytest.mark.slow
+def test_squad_files_are_asked_open_domain_and_given_their_paragraph():
+    """rag eval --squad on a small SQuAD-style file written for this test: every paragraph becomes a
+    page of a scratch store; given-context reads each question against its own paragraph only."""
+    from eval.squad import evaluate_squad
+
+    path = ROOT / "tests" / "data" / "squad_small.json"
+    settings = Settings()
+    opened = evaluate_squad(path, settings=settings)
+    given = evaluate_squad(path, settings=settings, given_context=True)
+    for r in (opened, given):
+        assert r["squad"]["questions"] == 8 and r["squad"]["impossible"] == 1 and r["n"] == 8
+        assert r["by_unanswerable"]["impossible"]["n"] == 1
+        assert 0.0 <= r["short_em"] <= r["short_f1"] <= 1.0
+    assert opened["hit_at_5"] == 1.0  # three pages: the right one is always retrieved
+    assert given["hit_at_1"] == 1.0 and given["pipeline"] == "default+given-context"
+    naive = evaluate_squad(path, settings=settings, pipeline="naive")
+    assert naive["n"] == 8 and naive["abstain_recall"] == 0.0  # the plain pipeline never abstains
+    with pytest.raises(RagError, match="fold"):
+        evaluate_squad(path, settings=settings, fold="9/2")
 
 
 def _below_floors(report: dict, floors: dict) -> list[str]:

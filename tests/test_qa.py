@@ -120,6 +120,7 @@ def test_a_ranker_of_ones_own_answers_instead_of_the_shipped_one(seeded_settings
     from rag.reader.ranker import MODEL_PATH
 
     question = "SK하이닉스가 지난해 4분기에 기록한 영업이익은 얼마인가?"
+    seeded_settings = replace(seeded_settings, reader="features")  # the ranker's own confidence decides there
     shipped = ask(question, settings=seeded_settings)
     model = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
     model["threshold"] = 1.0
@@ -145,3 +146,36 @@ def test_a_ranker_of_ones_own_answers_instead_of_the_shipped_one(seeded_settings
     old.write_text(json.dumps(model), encoding="utf-8")
     with pytest.raises(RagError, match=r"ranker model was fitted on other features.*unknown \['retired_feature'\]"):
         ask(question, settings=replace(seeded_settings, ranker_model=old))
+
+
+def test_a_reader_of_ones_own_and_the_features_path(seeded_settings, tmp_path):
+    """RAG_READER_MODEL: a reader written elsewhere answers with the chooser and confidence model beside
+    it (here one that never trusts an answer); a missing or foreign file is a clear error;
+    RAG_READER=features answers without the span reader."""
+    import shutil
+    from dataclasses import replace
+
+    from rag.errors import RagError
+    from rag.qa import warm_up
+    from rag.reader.choose import answer_model_path
+    from rag.reader.spanmodel import MODEL_PATH
+
+    question = "SK하이닉스가 지난해 4분기에 기록한 영업이익은 얼마인가?"
+    shipped = ask(question, settings=seeded_settings)
+    assert not shipped.abstained and shipped.short_answer and shipped.short_answer in shipped.citations[0].quote
+    own = tmp_path / "mine.safetensors"
+    shutil.copy(MODEL_PATH, own)
+    model = json.loads(answer_model_path(MODEL_PATH).read_text(encoding="utf-8"))
+    answer_model_path(own).write_text(json.dumps({**model, "threshold": 1.0}), encoding="utf-8")
+    mine = ask(question, settings=replace(seeded_settings, reader_model=own))
+    assert mine.abstained and mine.confidence == pytest.approx(shipped.confidence)
+    features = ask(question, settings=replace(seeded_settings, reader="features"))
+    assert features.citations and abs(features.confidence - shipped.confidence) > 1e-6  # the ranker's confidence model
+    answer_model_path(own).unlink()
+    with pytest.raises(RagError, match="RAG_READER_MODEL=.*mine.safetensors.*mine.answer.json"):
+        warm_up(replace(seeded_settings, reader_model=own))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a model")
+    answer_model_path(bad).write_text(json.dumps(model), encoding="utf-8")
+    with pytest.raises(RagError, match="not a reader model"):
+        ask(question, settings=replace(seeded_settings, reader_model=bad))
