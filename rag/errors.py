@@ -42,8 +42,9 @@ def validation_problems(e, limit: int = 3) -> str:
     """The first problems of a pydantic ``ValidationError`` as ``where: what (got value)``, for one line."""
     out = []
     for err in e.errors()[:limit]:
-        where = ".".join(str(x) for x in err["loc"]) or "the record"
-        what = f"{where}: {err['msg'].removeprefix('Value error, ')}"
+        what = err["msg"].removeprefix("Value error, ")
+        if err["loc"]:
+            what = ".".join(str(x) for x in err["loc"]) + ": " + what
         if err["type"] not in ("missing", "value_error") and not isinstance(err.get("input"), dict):
             got = repr(err.get("input"))
             what += f" (got {got[:40] + '...' if len(got) > 40 else got})"
