@@ -265,16 +265,16 @@ def test_a_hung_server_is_waited_for_once_within_the_timeout_then_left_alone(stu
     with pytest.raises(EmbedderError, match="did not answer within 1 s"):
         e.embed_queries(["둘째 질문"])
     assert len(server.requests) == 3
-    with pytest.raises(EmbedderError, match=r"not asked again for 2 s"):
+    with pytest.raises(EmbedderError, match=r"not asked again for [12] s"):
         e.embed_queries(["셋째 질문"])
 
 
 def test_retries_stop_at_the_timeout(stubs):
     """A server that keeps answering 503 is retried with backoff only while its time lasts."""
     server = stubs(fail_first=100, fail_status=503)
-    with pytest.raises(EmbedderError, match=r"answered 503.*\d tries in") as err:
-        _embedder(server.url, embed_timeout=1.0, embed_retries=20)
-    assert 2 <= len(server.requests) <= 3  # backoff 0.5 s, then 1 s would pass the timeout
+    with pytest.raises(EmbedderError, match=r"answered 503.*\d tries in"):
+        _embedder(server.url, embed_timeout=2.0, embed_retries=20)
+    assert 2 <= len(server.requests) <= 4  # backoff 0.5 s, 1 s; the next (2 s) would pass the timeout
 
 
 @pytest.mark.parametrize("lie", ["hang", "all-zero vectors", "NaN"])
