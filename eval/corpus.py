@@ -320,15 +320,21 @@ def summarize(records: list[dict], items: list[dict]) -> dict:
 
 
 def load_labels(path: Path) -> dict[str, dict]:
-    """labels.jsonl -> {page id: record}."""
-    out = {}
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if line.strip():
-            try:
-                rec = json.loads(line)
-            except ValueError as e:
-                raise RagError(f"{path}:{n}: not JSON ({e})") from None
-            out[rec["id"]] = rec
+    """labels.jsonl -> {page id: record}, every record validated first (``eval.schema.LabelRecord``):
+    a bad line is named before any ingest starts, not found when cleaning is scored after it."""
+    from eval.schema import LabelRecord, problems_error, read_records
+
+    records, errors = read_records(path, LabelRecord, "labels")
+    out: dict[str, dict] = {}
+    lines: dict[str, int] = {}
+    for n, rec in records:
+        if rec.id in lines:
+            errors.append(f"line {n} ({rec.id}): duplicate id (also on line {lines[rec.id]})")
+            continue
+        lines[rec.id] = n
+        out[rec.id] = rec.model_dump(exclude_unset=True)
+    if errors:
+        raise problems_error(path, "labels", errors)
     return out
 
 

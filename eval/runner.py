@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import tempfile
@@ -16,7 +15,6 @@ from rag.reader.short import char_f1, exact_match
 from rag.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIRED_KEYS = ("id", "question", "answers", "sources", "evidence", "answerable")
 METRICS = ("hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10", "answer_accuracy", "short_em", "short_f1",
            "citation_precision",
            "abstain_recall", "false_abstain", "overall_accuracy", "boilerplate_leak")
@@ -63,7 +61,12 @@ class Corpus:
         if self.labels is None:
             raise RagError(f"--split {split} needs a labels file saying which pages are in which split (--labels)")
         labels = self.load_labels()
-        return [p for p in files if labels.get(p.stem, {}).get("split") == split]
+        chosen = [p for p in files if labels.get(p.stem, {}).get("split") == split]
+        if not chosen:  # nothing to ingest: the run would only report zeros
+            have = sorted({labels[p.stem]["split"] for p in files if labels.get(p.stem, {}).get("split")})
+            raise RagError(f"--split {split}: no page in {self.pages} is in that split by {self.labels} "
+                           f"(its pages' splits: {', '.join(have) or 'none'})")
+        return chosen
 
     def load_labels(self) -> dict[str, dict]:
         from eval.corpus import load_labels
@@ -87,43 +90,39 @@ def page_text(path: Path) -> str:
 
 
 def load_gold(path: Path, pages: Path | None = None, split: str | None = None) -> list[dict]:
-    """Read and validate a gold file: ids unique, sources exist, evidence occurs in its source page.
-    With ``split``, only the items of that split (each item then needs a ``split``)."""
-    items, errors, ids = [], [], set()
+    """Read and validate a gold file before any work: every line a question (``eval.schema.GoldItem``:
+    the right keys and types), ids unique, sources exist, evidence occurs in its source page. With
+    ``split``, only the items of that split (each item then needs a ``split``). Every problem is
+    listed with its line."""
+    from eval.schema import GoldItem, problems_error, read_records
+
+    records, errors = read_records(path, GoldItem, "gold")
+    items, ids = [], {}
     files = {p.stem: p for p in pages.iterdir() if p.suffix.lower() in PAGE_SUFFIXES} if pages is not None else {}
     texts: dict[str, str] = {}
-    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except ValueError as e:
-            errors.append(f"line {n}: not JSON ({e})")
-            continue
-        missing = [k for k in REQUIRED_KEYS if k not in item]
-        if missing:
-            errors.append(f"line {n}: missing {', '.join(missing)}")
-            continue
+    for n, record in records:
+        item = record.model_dump(exclude_unset=True)
+        where = f"line {n} ({item['id']})"
         if item["id"] in ids:
-            errors.append(f"line {n}: duplicate id {item['id']}")
-        ids.add(item["id"])
-        if split is not None and item.get("split") not in ("dev", "test"):
-            errors.append(f"{item['id']}: no split (dev or test) to filter on")
+            errors.append(f"{where}: duplicate id {item['id']} (also on line {ids[item['id']]})")
+        ids.setdefault(item["id"], n)
+        if split is not None and item.get("split") is None:
+            errors.append(f"{where}: no split (dev or test) to filter on")
         if pages is not None:
             found = {}
             for s in item["sources"]:
                 if s not in files:
-                    errors.append(f"{item['id']}: source {s} not found in {pages}")
+                    errors.append(f"{where}: source {s} not found in {pages}")
                 else:
                     if s not in texts:
                         texts[s] = norm(page_text(files[s]))
                     found[s] = texts[s]
             for ev in item["evidence"]:
                 if found and not any(norm(ev) in page for page in found.values()):
-                    errors.append(f"{item['id']}: evidence not in its sources: {ev[:40]}")
+                    errors.append(f"{where}: evidence not in its sources: {ev[:40]}")
         items.append(item)
     if errors:
-        raise RagError(f"{path}: invalid gold file:\n  " + "\n  ".join(errors))
+        raise problems_error(path, "gold", errors)
     return [i for i in items if split is None or i.get("split") == split]
 
 

@@ -17,12 +17,14 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from rag.errors import DocumentError
 from rag.lexicon import DATE_PATTERN, EDITED_WORDS, JOURNALIST_TITLES, PUBLISHED_WORDS, iso_date
-from rag.linear import LinearModel, load_json
+from rag.linear import LinearModel, LinearSpec, ModelSpec, Probability, check_features, read_model
 from rag.types import Article, Block
 
 from .blocks import Page, PageBlock, html_page, normalize_line, text_page
@@ -53,6 +55,16 @@ _SOURCE = re.compile(r"^(?:\[\s*)?(?:출처|기사\s*출처|원문\s*출처|sour
 PUBLISHER_SOURCES = ("bracket", "copyright", "source", "signoff", "site_name", "masthead")
 
 
+class CleanerSpec(ModelSpec):
+    """What ``python -m eval.fit cleaner`` writes."""
+
+    pass1: LinearSpec
+    pass2: LinearSpec
+    keep: LinearSpec
+    keep_threshold: Probability
+    publisher_order: list[Literal[PUBLISHER_SOURCES]] | None = Field(None, max_length=len(PUBLISHER_SOURCES))
+
+
 @dataclass(frozen=True)
 class CleanerModel:
     """The fitted cleaner: block roles (two passes), the cut for keeping a block, and which places on
@@ -66,8 +78,19 @@ class CleanerModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CleanerModel":
-        return cls(LinearModel.from_dict(d["pass1"]), LinearModel.from_dict(d["pass2"]), LinearModel.from_dict(d["keep"]),
-                   float(d["keep_threshold"]), tuple(d.get("publisher_order") or PUBLISHER_SOURCES))
+        """The model in a cleaner file; a ValidationError or ValueError when it is not one this version
+        can use (wrong types or shapes, other features, or classes it does not know)."""
+        spec = CleanerSpec.model_validate(d)
+        check_features("pass1", spec.pass1.features, PASS1)
+        check_features("pass2", spec.pass2.features, PASS1 + NEIGHBOUR)
+        check_features("keep", spec.keep.features, PASS1 + NEIGHBOUR)
+        for part in (spec.pass1, spec.pass2):
+            if not set(part.classes) <= set(ROLES):
+                raise ValueError(f"its role classes {part.classes} are not among {list(ROLES)}")
+        if set(spec.keep.classes) != {"keep", "drop"}:
+            raise ValueError(f"its keep model's classes are {spec.keep.classes}, not keep and drop")
+        order = tuple(dict.fromkeys(spec.publisher_order or PUBLISHER_SOURCES))
+        return cls(spec.pass1.model(), spec.pass2.model(), spec.keep.model(), spec.keep_threshold, order)
 
     def classify(self, page: Page, embed=None) -> tuple[np.ndarray, np.ndarray]:
         """Per-role probabilities (blocks x ROLES) and the pass-2 feature rows. ``embed`` (a passage
@@ -91,7 +114,8 @@ class CleanerModel:
 
 @lru_cache(maxsize=4)
 def cleaner_model(path: Path = MODEL_PATH) -> CleanerModel:
-    return CleanerModel.from_dict(load_json(path))
+    return read_model(path, CleanerModel.from_dict, "cleaner model",
+                      "python -m eval.fit cleaner")
 
 
 @dataclass(frozen=True)

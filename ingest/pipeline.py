@@ -169,8 +169,9 @@ def _ingest_files(files: list[Path], results: list[FileResult], store, settings:
         try:
             result = _ingest_one(path, article_id, settings, embedder, store, clean, stages, replace,
                                  state=states.get(article_id, _UNKNOWN))
-        except RagError as e:
-            result = FileResult(str(path), article_id, "failed", message=str(e))
+        except RagError as e:  # every FAILED line names its file (an embedder's or store's error does not)
+            message = str(e) if str(e).startswith(str(path)) else f"{path}: {e}"
+            result = FileResult(str(path), article_id, "failed", message=message)
         except Exception as e:  # an unexpected failure in one file must not stop the others
             log.exception("ingest of %s failed", path)
             result = FileResult(str(path), article_id, "failed",

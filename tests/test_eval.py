@@ -244,3 +244,74 @@ def test_cli_eval_writes_exactly_the_report_keys(seeded_settings, tmp_path, caps
                                                  "latency_p50_ms", "latency_p95_ms", "split", "by_lang", "failures"]
     assert "<svg" in html.read_text()
     assert "ans_acc" in capsys.readouterr().out
+
+
+GOOD_ITEM = {"id": "q1", "question": "올트먼이 찾은 공장은 어디인가?", "answers": ["평택"], "sources": ["000_a566e6770392c4fe"],
+             "evidence": ["삼성전자 평택 반도체 공장을 찾아"], "answerable": True}
+
+
+@pytest.mark.parametrize("line, message", [
+    ("5", "line 2: a gold record is a JSON object, not 5"),
+    ("null", "line 2: a gold record is a JSON object, not null"),
+    ({**GOOD_ITEM, "id": ["a"]}, r"line 2: id: Input should be a valid string \(got \['a'\]\)"),
+    ({**GOOD_ITEM, "sources": [["p1"]]}, r"line 2 \(q1\): sources\.0: Input should be a valid string"),
+    ({**GOOD_ITEM, "evidence": [5]}, r"line 2 \(q1\): evidence\.0: Input should be a valid string \(got 5\)"),
+    ({**GOOD_ITEM, "sources": "p1"}, r"sources: Input should be a valid list \(got 'p1'\)"),  # was split into 'p', '1'
+    ({**GOOD_ITEM, "answers": "평택"}, r"answers: Input should be a valid list"),  # was scored character by character
+    ({**GOOD_ITEM, "answers": [" "]}, "an empty answer or evidence string would match any text"),
+    ({**GOOD_ITEM, "answerable": "yes"}, "answerable: Input should be a valid boolean"),
+    ({**GOOD_ITEM, "unanswerable": "outside"}, "answerable is true but unanswerable is 'outside'"),
+    ({**GOOD_ITEM, "unanswerable": "unclear", "answerable": False}, "unanswerable: Input should be 'not_stated'"),
+    ({**GOOD_ITEM, "answer_part": [["평택"]]}, r"answer_part: Extra inputs are not permitted.*keys are id, question"),
+    ({k: v for k, v in GOOD_ITEM.items() if k != "evidence"}, r"line 2 \(q1\): evidence: Field required"),
+], ids=['5', 'null', 'id a list', 'sources nested', 'evidence a number', 'sources a string', 'answers a string', 'a blank answer', 'answerable a string', 'answerable and unanswerable', 'unknown unanswerable kind', 'unknown key', 'no evidence'])
+def test_a_gold_line_that_is_no_question_is_named_with_its_line(tmp_path, line, message):
+    """Each of these was a traceback (or, for a string of sources or answers, scored letter by letter)."""
+    gold = tmp_path / "g.jsonl"
+    other = json.dumps(line, ensure_ascii=False) if isinstance(line, dict) else line
+    gold.write_text(json.dumps({**GOOD_ITEM, "id": "q0"}, ensure_ascii=False) + "\n" + other + "\n", encoding="utf-8")
+    with pytest.raises(RagError, match=message) as err:
+        load_gold(gold, SEEDS)
+    assert str(err.value).startswith(f"{gold}: invalid gold file:")
+
+
+def test_a_gold_file_that_is_not_utf8_names_the_line(tmp_path):
+    gold = tmp_path / "g.jsonl"
+    gold.write_bytes((json.dumps(GOOD_ITEM) + "\n").encode() + json.dumps({**GOOD_ITEM, "id": "q2"}).encode("utf-16"))
+    with pytest.raises(RagError, match=r"line 2 is not UTF-8 \(byte 0xff\); a gold file is UTF-8 JSON lines"):
+        load_gold(gold, SEEDS)
+
+
+def _eval_corpus(tmp_path, labels: list) -> "Path":
+    (tmp_path / "pages").mkdir()
+    for name in ("p1", "p2"):
+        (tmp_path / "pages" / f"{name}.txt").write_text(f"{name} 기사 본문이다. 가온시는 도서관을 짓는다.\n", encoding="utf-8")
+    (tmp_path / "gold.jsonl").write_text("".join(json.dumps(
+        {"id": n, "question": "무엇?", "answers": ["도서관"], "sources": [n], "evidence": [f"{n} 기사"], "answerable": True,
+         "split": "dev"}) + "\n" for n in ("p1", "p2")), encoding="utf-8")
+    (tmp_path / "labels.jsonl").write_text("".join(line + "\n" for line in labels), encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("labels, args, message", [
+    (['{"split": "dev", "blocks": []}'], [], r"labels.jsonl: invalid labels file:\n  line 1: id: Field required"),
+    (['{"id": "p1", "split": "dev", "blocks": "zzz"}'], [], r"line 1 \(p1\): blocks: Input should be a valid list"),
+    (['{"id": "p1", "split": "test", "blocks": []}', '{"id": "p2", "split": "test", "blocks": []}'], ["--split", "dev"],
+     r"--split dev: no page in .* is in that split by .*labels.jsonl \(its pages' splits: test\)"),
+], ids=["no id", "blocks a string", "a split with no page"])
+def test_rag_eval_refuses_bad_labels_before_any_ingest(tmp_path, monkeypatch, capsys, labels, args, message):
+    """A labels record without an id, or with blocks that are no list, failed only after the whole
+    ingest (when cleaning was scored); a --split with no page ran on nothing and reported zeros."""
+    import re
+
+    from rag.cli import main
+    from rag.embed import get_embedder
+
+    from .fakes import fake_embedder_setting
+
+    corpus = _eval_corpus(tmp_path, labels)
+    monkeypatch.setenv("RAG_EMBEDDER", fake_embedder_setting())
+    rc = main(["eval", "--corpus", str(corpus), *args])
+    err = capsys.readouterr().err
+    assert rc == 2 and re.search(message, err), err
+    assert get_embedder(Settings.from_env()).encoded == 0  # nothing was embedded: no ingest ran

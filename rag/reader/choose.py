@@ -20,8 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import RagError
-from ..linear import LinearModel, load_json
+from pydantic import Field
+
+from ..errors import ModelFileError
+from ..linear import LinearModel, LinearSpec, ModelSpec, Probability, check_features, read_model
 
 
 
@@ -81,6 +83,15 @@ def confidence_row(chosen: Read, reads: list[Read], ranked: list) -> np.ndarray:
     return np.array([[row[n] for n in CONFIDENCE_FEATURES]], dtype=np.float64)
 
 
+class AnswerSpec(ModelSpec):
+    """What ``python -m eval.fit reader`` writes beside the reader's weights."""
+
+    chooser: LinearSpec
+    confidence: LinearSpec
+    threshold: Probability
+    windows: int = Field(ge=1, le=16)
+
+
 @dataclass(frozen=True)
 class AnswerModel:
     chooser: LinearModel
@@ -90,11 +101,12 @@ class AnswerModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> "AnswerModel":
-        windows = int(d["windows"])
-        threshold = float(d["threshold"])
-        if not 1 <= windows <= 16 or not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"windows {windows} (1-16) or threshold {threshold} (0-1) out of range")
-        return cls(LinearModel.from_dict(d["chooser"]), LinearModel.from_dict(d["confidence"]), threshold, windows)
+        """The model in an answer-model file; a ValidationError or ValueError when it is not one this
+        version can use."""
+        spec = AnswerSpec.model_validate(d)
+        check_features("chooser", spec.chooser.features, WINDOW_FEATURES)
+        check_features("confidence", spec.confidence.features, CONFIDENCE_FEATURES)
+        return cls(spec.chooser.model(), spec.confidence.model(), spec.threshold, spec.windows)
 
     def choose(self, reads: list[Read], question) -> Read | None:
         if not reads:
@@ -120,18 +132,10 @@ def answer_model(path: Path) -> AnswerModel:
     try:
         stamp = path.stat().st_mtime_ns
     except OSError:
-        raise RagError(f"no answer model at {path} (write one with python -m eval.fit reader)") from None
+        raise ModelFileError(f"no answer model at {path} (write one with python -m eval.fit reader)") from None
     with _lock:
         if (path, stamp) not in _models:
-            d = load_json(path)
-            try:
-                m = AnswerModel.from_dict(d)
-            except (KeyError, TypeError, ValueError) as e:
-                raise RagError(f"{path}: not an answer model written by python -m eval.fit reader ({e!r})") from None
-            for part, have, want in (("chooser", m.chooser.features, WINDOW_FEATURES),
-                                     ("confidence", m.confidence.features, CONFIDENCE_FEATURES)):
-                if tuple(have) != tuple(want):
-                    raise RagError(f"{path}: its {part} model was fitted on other features than this version "
-                                   "computes; refit it with python -m eval.fit reader")
-            _models[(path, stamp)] = m
+            _models[(path, stamp)] = read_model(path, AnswerModel.from_dict,
+                                                "answer model",
+                                                "python -m eval.fit reader")
         return _models[(path, stamp)]

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from .candidates import FEATURES, Candidate
-from ..errors import RagError
-from ..linear import LinearModel, load_json
+from ..errors import ModelFileError
+from ..linear import LinearModel, LinearSpec, ModelSpec, Probability, check_features, read_model
 
 MODEL_PATH = Path(__file__).with_name("ranker_model.json")
 CONFIDENCE_FEATURES = ("top_logit", "margin", "top_kind_span", "kind_known", "top_cov", "top_cov_passage", "top_sim",
@@ -54,6 +54,14 @@ def confidence_features(ranked: list[Candidate]) -> np.ndarray:
     return np.array([[row[n] for n in CONFIDENCE_FEATURES]])
 
 
+class RankerSpec(ModelSpec):
+    """What ``python -m eval.fit ranker`` writes."""
+
+    ranker: LinearSpec
+    confidence: LinearSpec
+    threshold: Probability
+
+
 @dataclass(frozen=True)
 class RankerModel:
     ranker: LinearModel
@@ -62,7 +70,12 @@ class RankerModel:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RankerModel":
-        return cls(LinearModel.from_dict(d["ranker"]), LinearModel.from_dict(d["confidence"]), float(d["threshold"]))
+        """The model in a ranker file; a ValidationError or ValueError when it is not one this version
+        can use (wrong types or shapes, or fitted on other features)."""
+        spec = RankerSpec.model_validate(d)
+        check_features("ranker", spec.ranker.features, FEATURES)
+        check_features("confidence", spec.confidence.features, CONFIDENCE_FEATURES)
+        return cls(spec.ranker.model(), spec.confidence.model(), spec.threshold)
 
     def rank(self, cands: list[Candidate], X: np.ndarray) -> list[Candidate]:
         """The candidates, best first, each with its probability of answering the question."""
@@ -85,30 +98,19 @@ def model_path(settings) -> Path:
 
 
 def ranker_model(path: Path = MODEL_PATH) -> RankerModel:
-    """The model at ``path``; a clear error when it is missing, is no ranker model, or was fitted on
-    other features than this version computes (a file written by an older or newer version). A refit
+    """The model at ``path``; a clear error when it is missing, is no ranker model (checked whole when
+    it is loaded: types, shapes, finite numbers, a threshold in [0, 1]), or was fitted on other
+    features than this version computes (a file written by an older or newer version). A refit
     written over the same file is read again."""
     try:
         stamp = Path(path).stat().st_mtime_ns
     except OSError:
-        raise RagError(f"no ranker model at {path} (RAG_RANKER_MODEL; write one with "
-                       "python -m eval.fit ranker --out FILE)") from None
+        raise ModelFileError(f"no ranker model at {path} (RAG_RANKER_MODEL; write one with "
+                             "python -m eval.fit ranker --out FILE)") from None
     return _load(Path(path), stamp)
 
 
 @lru_cache(maxsize=4)
 def _load(path: Path, stamp: int) -> RankerModel:
-    d = load_json(path)
-    try:
-        model = RankerModel.from_dict(d)
-    except (KeyError, TypeError, ValueError) as e:
-        raise RagError(f"{path}: not a ranker model written by python -m eval.fit ranker ({e!r})") from None
-    for part, have, want in (("ranker", model.ranker.features, FEATURES),
-                             ("confidence", model.confidence.features, CONFIDENCE_FEATURES)):
-        if tuple(have) != tuple(want):
-            missing = [f for f in want if f not in have]
-            extra = [f for f in have if f not in want]
-            raise RagError(f"{path}: its {part} model was fitted on other features than this version computes "
-                           f"(missing {missing}, unknown {extra}, or another order); refit it with "
-                           "python -m eval.fit ranker --out FILE")
-    return model
+    return read_model(path, RankerModel.from_dict, "ranker model",
+                      "python -m eval.fit ranker --out FILE")
