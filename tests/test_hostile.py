@@ -148,3 +148,10 @@ def test_odd_files_fail_alone_and_lose_nothing(tmp_path):
         s, __import__("rag.embed", fromlist=["get_embedder"]).get_embedder(s)).articles()
     assert "003_a5253bb998f2131f" in arts and arts["003_a5253bb998f2131f"].chunks == 3
     assert before <= set(s.store_dir.iterdir())
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_every_seed_saved_as_utf16_without_a_bom_reads_as_itself(encoding):
+    for p in sorted(SEEDS.glob("*.txt")):
+        text = p.read_text(encoding="utf-8")
+        assert decode(text.encode(encoding), p.name) == text.replace("\r\n", "\n"), p.name
