@@ -263,6 +263,25 @@ def test_a_nul_anywhere_is_refused_as_binary():
             decode(data, "x")
 
 
+def test_a_page_nested_25000_divs_deep_keeps_its_article(embed):
+    page = (DATA / "market_page.html").read_text(encoding="utf-8")
+    head, rest = page.split("<body>")
+    body, _ = rest.split("</body>")
+    plain = clean_html(page, "market", embed=embed).article
+    for opening in ("<div>", '<div class="wrap">\n'):
+        deep = clean_html(f"{head}<body>{opening * 25000}{body}{'</div>' * 25000}</body></html>", "market",
+                          embed=embed).article
+        assert (deep.title, deep.text, deep.date) == (plain.title, plain.text, plain.date)
+
+
+def test_text_nested_deeper_than_the_parser_goes_is_all_read():
+    sentences = [f"가람시 {i}번째 문단이다." for i in range(3000)]
+    page = html_page("<html><body>" + "".join(f"<div>{s}" for s in sentences) + "</div>" * 3000 + "</body></html>")
+    text = "\n".join(b.text for b in page.blocks)
+    assert all(s in text for s in sentences)
+    assert text.index(sentences[0]) < text.index(sentences[1500]) < text.index(sentences[-1])  # in order
+
+
 def test_size_limit_is_said_in_the_unit_it_is_set_in(tmp_path):
     from ingest.read import read_bytes
 
