@@ -18,7 +18,7 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from .errors import ConfigError, EmbedderError
-from .settings import Settings, openai_servers
+from .settings import Settings, mask_credentials, openai_servers
 
 
 class Embedder(Embeddings):
@@ -135,10 +135,11 @@ class OpenAIEmbedder(Embedder):
         super().__init__(settings.embed_batch)
         from openai import OpenAI
 
-        self.urls, self.model = openai_servers(spec)  # validated with the settings
+        urls, self.model = openai_servers(spec)  # validated with the settings
+        self.urls = [mask_credentials(u) for u in urls]  # as messages name them: never a user:password@
         key = settings.embed_api_key or "not-needed"
         self._clients = [OpenAI(base_url=u, api_key=key, timeout=settings.embed_timeout,
-                                max_retries=settings.embed_retries) for u in self.urls]
+                                max_retries=settings.embed_retries) for u in urls]
         self.concurrency = settings.embed_concurrency
         self.prefixes = (settings.embed_query_prefix, settings.embed_passage_prefix)
         self.input_types = tuple(settings.embed_input_type.split(",")) if settings.embed_input_type else None

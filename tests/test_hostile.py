@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import codecs
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,37 @@ def test_every_seed_saved_as_utf16_without_a_bom_reads_as_itself(encoding):
     for p in sorted(SEEDS.glob("*.txt")):
         text = p.read_text(encoding="utf-8")
         assert decode(text.encode(encoding), p.name) == text.replace("\r\n", "\n"), p.name
+
+
+def _rag(*args, env=None, cmd_prefix=(), timeout=300):
+    return subprocess.run([*cmd_prefix, sys.executable, "-m", "rag", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_ask_flags_are_checked_and_named_before_anything_loads(tmp_path):
+    store = str(tmp_path / "store")
+    too_many = _rag("ask", "올트먼은 누구를 만났나?", "--k", "100000", "--store", store)
+    assert too_many.returncode == 2 and too_many.stderr.count("\n") == 1, too_many.stderr
+    assert "--k 100000" in too_many.stderr and "200" in too_many.stderr and "RAG_K" not in too_many.stderr
+    for flag in ("--since", "--until"):
+        bad = _rag("ask", "올트먼은 누구를 만났나?", flag, "2024-13-45", "--store", store)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+        assert f"{flag} '2024-13-45' is not a date" in bad.stderr and "YYYY-MM-DD" in bad.stderr
+    assert not (tmp_path / "store").exists()  # refused before the store was opened
+
+
+def test_credentials_in_an_embedder_url_are_never_shown():
+    from rag.embed import OpenAIEmbedder
+    from rag.errors import ConfigError, EmbedderError
+
+    from .conftest import free_port
+
+    url = f"http://alice:s3cret-pw@127.0.0.1:{free_port()}/v1"  # nothing listens there
+    with pytest.raises(EmbedderError) as dead:
+        OpenAIEmbedder(f"openai:{url}#e5", Settings(embed_retries=0, embed_timeout=5))
+    assert "s3cret" not in str(dead.value) and "http://***@127.0.0.1" in str(dead.value)
+    with pytest.raises(ConfigError) as malformed:  # no "#model"
+        Settings.from_env({"RAG_EMBEDDER": f"openai:{url}"})
+    assert "s3cret" not in str(malformed.value) and "alice" not in str(malformed.value)
+    cli = _rag("ask", "올트먼은 누구를 만났나?", env={"RAG_EMBEDDER": f"openai:{url}#e5", "RAG_EMBED_RETRIES": "0"})
+    assert cli.returncode == 2 and "s3cret" not in cli.stderr + cli.stdout and "***@" in cli.stderr, cli.stderr
