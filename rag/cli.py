@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="TCP port to serve on, 1 to 65535 (default 7860)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind; anything but loopback requires RAG_UI_USER and RAG_UI_PASSWORD")
+    p.add_argument("--trusted-proxy", metavar="ADDRS",
+                   help="comma-separated addresses or networks of reverse proxies in front of the page: their "
+                        "X-Forwarded-For header names the client (the login back-off counts failures per client). "
+                        "Default: none; the connecting address is the client")
     _common(p)
 
     p = sub.add_parser("doctor", help="check the store for inconsistencies (and --repair them)")
@@ -179,7 +183,8 @@ def _cmd_ui(args, settings: Settings) -> int:
     from ui.app import launch
 
     launch(settings, host=args.host, port=args.port, user=os.environ.get("RAG_UI_USER"),
-           password=os.environ.get("RAG_UI_PASSWORD"), announce=lambda line: print(line, flush=True))
+           password=os.environ.get("RAG_UI_PASSWORD"), announce=lambda line: print(line, flush=True),
+           proxies=args.trusted_proxy)
     return 0
 
 
