@@ -116,7 +116,12 @@ def html_page(html: str) -> Page:
     from lxml.etree import ParserError
 
     try:
-        root = lxml.html.document_fromstring(html)
+        root = _parse(html)
+        if root is None:  # nested deeper than the parser goes: read it with its nesting cut
+            html = flatten_nesting(html)
+            root = _parse(html)
+            if root is None:  # still too deep: what the parser keeps
+                root = lxml.html.document_fromstring(html)
     except (ParserError, ValueError):
         return Page([], is_html=True)
     pieces: list[tuple[object, str, bool]] = []  # (block element, text, inside a link)
@@ -149,7 +154,7 @@ def html_page(html: str) -> Page:
                 continue
             groups.append((block, []))
         groups[-1][1].append((text, link))
-    doc = _trafilatura(html)
+    doc = _trafilatura(html)  # the flattened page, when it was nested too deep
     main = _key(getattr(doc, "text", None) or "")
     blocks = []
     for el, parts in groups:
@@ -165,6 +170,81 @@ def html_page(html: str) -> Page:
         for piece in split_long(text):
             blocks.append(PageBlock(len(blocks), piece, bool(raw) and bool(_BULLET.match(raw[0])) and raw[0] != "-", ctx))
     return Page(blocks, _html_meta(doc), is_html=True)
+
+
+def _parse(html: str):
+    """The page's element tree, or None when libxml2 stopped at its depth limit (256 elements deep;
+    what lies deeper would be dropped without a word)."""
+    import lxml.html
+
+    parser = lxml.html.HTMLParser()
+    root = lxml.html.document_fromstring(html, parser=parser)
+    return None if any(e.type_name == "ERR_RESOURCE_LIMIT" for e in parser.error_log) else root
+
+
+# How deep a page may nest elements once flattened: below libxml2's limit of 256, which trafilatura
+# stops at too. Real news pages nest 20 to 40 deep.
+MAX_DEPTH = 200
+_WRAPPERS_KEPT = 32  # opening tags kept at the inner end of a run of them (a deep wrapper chain)
+_TAG = re.compile(r"<!--.*?-->|<(script|style|textarea|title)\b[^>]*>.*?</\1\s*>|<(/?)([A-Za-z][\w:-]*)([^<>]*)>",
+                  re.S | re.I)
+_VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
+                   "track", "wbr"})
+_IMPLIED_END = {"p": {"p"}, "li": {"li"}, "dt": {"dt", "dd"}, "dd": {"dt", "dd"}, "option": {"option"},
+                "tr": {"tr", "td", "th"}, "td": {"td", "th"}, "th": {"td", "th"}}
+_NEVER_DROPPED = frozenset({"html", "head", "body"})
+
+
+def flatten_nesting(html: str, max_depth: int = MAX_DEPTH) -> str:
+    """The page with its element nesting cut to ``max_depth``, for a page nested deeper than the
+    parsers go (25,000 ``<div>``s around an article). In a run of opening tags with nothing between
+    them, all but the innermost ``_WRAPPERS_KEPT`` go, with their closing tags: wrappers that hold no
+    text of their own. An element still deeper than ``max_depth`` is read as part of its ancestor at
+    that depth: its tags become line breaks (inline ones go), so its text stays, in its place."""
+    tags = [m for m in _TAG.finditer(html) if m.group(3)]  # comments and script/style bodies are skipped
+    opening = [not m.group(2) and m.group(3).lower() not in _VOID and not m.group(4).rstrip().endswith("/")
+               for m in tags]
+    wrapper = [False] * len(tags)
+    i = 0
+    while i < len(tags):  # a run of opening tags with only spaces between them
+        j = i + 1
+        if opening[i]:
+            while j < len(tags) and opening[j] and not html[tags[j - 1].end():tags[j].start()].strip():
+                j += 1
+            for k in range(i, j - _WRAPPERS_KEPT):
+                wrapper[k] = tags[k].group(3).lower() not in _NEVER_DROPPED
+        i = j
+    out, last = [], 0
+    stack: list[tuple[str, str | None]] = []  # open elements: (name, what its tags become when dropped)
+    kept = 0  # open elements not dropped
+    for i, m in enumerate(tags):
+        name = m.group(3).lower()
+        if opening[i]:
+            while stack and name in _IMPLIED_END and stack[-1][0] in _IMPLIED_END[name]:
+                kept -= stack.pop()[1] is None  # "<p>a<p>b": the first p ends where the second starts
+            if wrapper[i]:
+                becomes = ""
+            elif kept >= max_depth:
+                becomes = "" if name in _INLINE else "<br>"
+            else:
+                becomes = None
+            stack.append((name, becomes))
+            kept += becomes is None
+        elif m.group(2):
+            at = next((k for k in range(len(stack) - 1, -1, -1) if stack[k][0] == name), None)
+            if at is None:
+                continue  # closes nothing open: the parser ignores it too
+            becomes = stack[at][1]
+            kept -= sum(b is None for _, b in stack[at:])
+            del stack[at:]
+        else:
+            continue
+        if becomes is not None:
+            out.append(html[last:m.start()])
+            out.append(becomes)
+            last = m.end()
+    out.append(html[last:])
+    return "".join(out)
 
 
 def _block_of(el):

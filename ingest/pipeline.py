@@ -282,6 +282,12 @@ def _raw_hash(data: bytes, settings: Settings, embedder: Embedder) -> str:
     return h.hexdigest()
 
 
+def is_stored_copy(data: bytes, state: ArticleState, settings: Settings, embedder: Embedder) -> bool:
+    """Whether a stored article (``state``) is complete and was made from these very bytes, as an
+    unchanged file is recognised on every ingest (an upload of the same page again is that article)."""
+    return state.complete and state.raw_hash == _raw_hash(data, settings, embedder)
+
+
 def _states_request(store, paths: list[Path]) -> Callable[[], dict]:
     """Ask for the stored states of these files' articles (None: not stored): the answer, when
     called; empty when the store cannot say (each file then asks for itself and reports the error).

@@ -32,14 +32,18 @@ def read_bytes(path: Path, max_bytes: int) -> bytes:
 
 
 def decode(data: bytes, name: str = "input") -> str:
-    """Text of a page: a BOM wins, then strict UTF-8, then CP949 (a superset of EUC-KR)."""
+    """Text of a page: a BOM wins, then UTF-16 without one (a page with NUL bytes), then strict UTF-8,
+    then CP949 (a superset of EUC-KR). A NUL character anywhere is refused as binary."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
             try:
-                return _normalize_newlines(data.decode(encoding))
+                text = data.decode(encoding)
             except UnicodeDecodeError:
                 raise DocumentError(f"{name}: has a {encoding} byte-order mark but does not decode as it") from None
-    if b"\x00" in data[:8192]:
+            if "\x00" in text:
+                raise DocumentError(f"{name}: looks like a binary file (NUL characters), not a text or HTML page")
+            return _normalize_newlines(text)
+    if b"\x00" in data:  # anywhere: a NUL never reaches the cleaned text
         utf16 = _utf16_without_bom(data)
         if utf16 is not None:
             return _normalize_newlines(utf16)
@@ -64,29 +68,41 @@ def _size(n: int) -> str:
 
 
 def _utf16_without_bom(data: bytes) -> str | None:
-    """UTF-16 text saved without a byte-order mark: every NUL byte sits on one side of the byte
-    pairs, and the bytes are not UTF-8 (Korean in UTF-16 never is), or nearly every byte on that
-    side is NUL (ASCII in UTF-16). Anything else with NUL bytes is binary."""
-    sample = data[:8192]
-    if len(sample) < 4 or len(data) % 2:
+    """UTF-16 text saved without a byte-order mark (little- or big-endian): the byte order whose text
+    is nearly all characters a page is written in wins. Which side its NUL bytes fall on says
+    nothing for Korean: 가 (U+AC00), 대, 관 and 글 have a NUL low byte, a space or ASCII letter a NUL
+    high byte. The other byte order turns such text into ideographs and symbols, and binary data
+    gives code points from all over; both are refused."""
+    if len(data) < 4 or len(data) % 2:
         return None
-    try:
-        data.decode("utf-8")
-        utf8 = True
-    except UnicodeDecodeError:
-        utf8 = False
-    for encoding, side, other in (("utf-16-le", sample[1::2], sample[0::2]), ("utf-16-be", sample[0::2], sample[1::2])):
-        if other.count(0) or not side.count(0):
-            continue
-        if utf8 and side.count(0) < 0.9 * len(side):
-            continue
+    best, best_share = None, 0.0
+    for encoding in ("utf-16-le", "utf-16-be"):
         try:
             text = data.decode(encoding)
-        except UnicodeDecodeError:
+        except UnicodeDecodeError:  # a lone surrogate: not text in this byte order
             continue
-        if _control_ratio(text) <= 0.05:
-            return text
-    return None
+        share = _page_text_share(text)
+        if "\x00" not in text and _control_ratio(text) <= 0.05 and share > best_share:
+            best, best_share = text, share
+    return best if best_share >= 0.9 else None
+
+
+def _page_text_share(text: str) -> float:
+    """Share of the first 20,000 characters that a Korean or English page is written in: ASCII,
+    Hangul, the common punctuation and symbol blocks (CJK ideographs count half: Hanja are rare in
+    a page, and ASCII read in the wrong byte order lands among them)."""
+    sample = text[:20000]
+    if not sample:
+        return 0.0
+    score = 0.0
+    for ch in sample:
+        c = ord(ch)
+        if (32 <= c < 127 or ch in "\n\r\t" or 0xAC00 <= c <= 0xD7A3 or 0x1100 <= c <= 0x11FF or 0x3130 <= c <= 0x318F
+                or 0x2010 <= c <= 0x206F or 0x3000 <= c <= 0x303F or 0xFF01 <= c <= 0xFF5E or c in (0xA0, 0xB7)):
+            score += 1.0
+        elif 0x4E00 <= c <= 0x9FFF:
+            score += 0.5
+    return score / len(sample)
 
 
 def is_html(name: str, text: str) -> bool:

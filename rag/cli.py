@@ -9,7 +9,7 @@ import os
 import sys
 
 from .errors import RagError
-from .settings import Settings
+from .settings import Settings, mask_credentials
 
 SAMPLE_QUESTION = "샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?"
 
@@ -72,9 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="with --squad: the first N questions only")
 
     p = sub.add_parser("ui", help="serve the chat page (loopback by default)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=int, default=7860, help="TCP port to serve on, 1 to 65535 (default 7860)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to bind; anything but loopback requires RAG_UI_USER and RAG_UI_PASSWORD")
+    p.add_argument("--trusted-proxy", metavar="ADDRS",
+                   help="comma-separated addresses or networks of reverse proxies in front of the page: their "
+                        "X-Forwarded-For header names the client (the login back-off counts failures per client). "
+                        "Default: none; the connecting address is the client")
     _common(p)
 
     p = sub.add_parser("doctor", help="check the store for inconsistencies (and --repair them)")
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         handler = globals()[f"_cmd_{args.command}"]
         return handler(args, settings)
     except RagError as e:
-        print(f"rag {args.command}: {e}", file=sys.stderr)
+        print(f"rag {args.command}: {mask_credentials(str(e))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"rag {args.command}: interrupted", file=sys.stderr)
@@ -145,7 +149,8 @@ def _cmd_ingest(args, settings: Settings) -> int:
         d = report.to_dict()
         print(f"documents: {d['new']} new, {d['changed']} changed, {d['unchanged']} unchanged, "
               f"{d['failed']} failed, {d['pruned']} pruned, {d['skipped']} skipped; chunks written: {d['chunks_written']}; "
-              f"{d['seconds']:.1f} s ({d['embed_seconds']:.1f} s embedding) -> {settings.chroma_url or settings.store_dir}")
+              f"{d['seconds']:.1f} s ({d['embed_seconds']:.1f} s embedding) -> "
+              f"{mask_credentials(str(settings.chroma_url or settings.store_dir))}")
     return 1 if report.failed else 0
 
 
@@ -178,7 +183,8 @@ def _cmd_ui(args, settings: Settings) -> int:
     from ui.app import launch
 
     launch(settings, host=args.host, port=args.port, user=os.environ.get("RAG_UI_USER"),
-           password=os.environ.get("RAG_UI_PASSWORD"), announce=lambda line: print(line, flush=True))
+           password=os.environ.get("RAG_UI_PASSWORD"), announce=lambda line: print(line, flush=True),
+           proxies=args.trusted_proxy)
     return 0
 
 
@@ -189,7 +195,8 @@ def _cmd_doctor(args, settings: Settings) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
-        print(f"{report.articles} articles, {report.chunks} chunks, {report.sentences} sentences in {settings.chroma_url or settings.store_dir}")
+        print(f"{report.articles} articles, {report.chunks} chunks, {report.sentences} sentences in "
+              f"{mask_credentials(str(settings.chroma_url or settings.store_dir))}")
         for p in report.problems:
             print(f"PROBLEM  {p}")
         for r in report.repairs:
@@ -270,8 +277,12 @@ def _cmd_eval(args, settings: Settings) -> int:
 
 def _cmd_ask(args, settings: Settings) -> int:
     from .qa import ask, clean_question, warm_up
+    from .records import date_int
 
-    settings = settings.with_(k=args.k, answer_mode=args.mode)
+    settings = settings.with_({"k": "--k", "answer_mode": "--mode"}, k=args.k, answer_mode=args.mode)
+    for flag, value in (("--since", args.since), ("--until", args.until)):
+        if value is not None:
+            date_int(value, flag)  # a bad date fails before any loading, naming its flag
     q = clean_question(args.question, settings.max_question_chars)  # a bad question fails before any loading
     from .reader.question import question_language
 

@@ -21,7 +21,7 @@ from langchain_core.embeddings import Embeddings
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ConfigError, EmbedderError, validation_problems
-from .settings import Settings, openai_servers
+from .settings import Settings, mask_credentials, openai_servers
 
 
 class Embedder(Embeddings):
@@ -216,11 +216,12 @@ class OpenAIEmbedder(Embedder):
         super().__init__(settings.embed_batch)
         from openai import OpenAI
 
-        self.urls, self.model = openai_servers(spec)  # validated with the settings
+        urls, self.model = openai_servers(spec)  # validated with the settings
+        self.urls = [mask_credentials(u) for u in urls]  # as messages name them: never a user:password@
         key = settings.embed_api_key or "not-needed"
         # retries are ours (below), so that the whole wait of a batch is bounded by the timeout
         self._clients = [OpenAI(base_url=u, api_key=key, timeout=settings.embed_timeout, max_retries=0)
-                         for u in self.urls]
+                         for u in urls]
         self.timeout = settings.embed_timeout
         self.retries = settings.embed_retries
         self._paused: dict[int, tuple[float, float, str]] = {}  # server -> (paused until, pause, why)

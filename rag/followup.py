@@ -3,7 +3,10 @@ without the LLM (with one, ``rag.llm.rewrite_followup`` does it).
 
 A question is a follow-up only when it says so: it starts with a continuation word ("그럼", "And",
 "what about"), points back with a pronoun or demonstrative ("그 사람", "he"), or is too short to
-stand on its own ("무역수지는?"). Anything else is a complete question and is left exactly as it is.
+stand on its own: a fragment that does not say what it asks about ("무역수지는?", "언제 방한했나?",
+"How much?"). A short question that does ("올트먼은 언제 방한했나?": a predicate and its topic;
+"What is Stargate?": a question word and a name) is complete, like any longer one, and is left
+exactly as it is.
 A follow-up borrows the previous question's names, numbers and dates (its context), never its ask,
 and, when it points back at "him", "그 사람" and the like, the previous answer's typed span (who or
 what was answered).
@@ -14,9 +17,12 @@ from __future__ import annotations
 import re
 
 from .korean import analyze, has_hangul
-from .lexicon import ANAPHORS_EN, ANAPHORS_KO, FOLLOWUP_START_EN, FOLLOWUP_START_KO
+from .lexicon import (ANAPHORS_EN, ANAPHORS_KO, FOLLOWUP_START_EN, FOLLOWUP_START_KO, QUESTION_OPENERS_EN,
+                      QUESTION_WORDS_KO, TOPIC_PARTICLES_KO)
 
 _CONTENT = ("NNG", "NNP", "SL", "SN", "VV", "VA", "XR", "SH")
+_PREDICATE = ("VV", "VA", "VX", "VCP", "VCN", "XSV", "XSA")
+_NOUN = ("NNG", "NNP", "SL", "SH", "SN")
 _LEAD = re.compile(r"\*\*(.+?)\*\* — ")
 _EN_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*|\d[\d,.]*")
 _MONTHS = frozenset("january february march april may june july august september october november december".split())
@@ -39,14 +45,30 @@ def is_followup(question: str) -> bool:
         if any(w in ANAPHORS_KO or any(w == a.split()[0] and " ".join(words[i:i + 2]) == a for a in ANAPHORS_KO)
                for i, w in enumerate(words)):
             return True
-        content = [m for m in analyze(question) if m.tag in _CONTENT]
-        return len(content) <= 2
+        morphs = analyze(question)
+        content = [m for m in morphs if m.tag in _CONTENT]
+        return len(content) <= 2 and not _states_its_topic_ko(morphs)
     if _starts(question, FOLLOWUP_START_EN):
         return True
-    words = [w.lower() for w in _EN_WORD.findall(question)]
+    found = _EN_WORD.findall(question)
+    words = [w.lower() for w in found]
     if any(w in ANAPHORS_EN for w in words):
         return True
-    return len([w for w in words if w not in _EN_STOP]) <= 2
+    return len([w for w in words if w not in _EN_STOP]) <= 2 and not _names_its_topic_en(found)
+
+
+def _states_its_topic_ko(morphs) -> bool:
+    """A predicate, and a noun marked as its topic or subject that is not a question word."""
+    topic = any(m.tag in _NOUN and m.form not in QUESTION_WORDS_KO and nxt.tag in ("JX", "JKS")
+                and nxt.form in TOPIC_PARTICLES_KO for m, nxt in zip(morphs, morphs[1:]))
+    return topic and any(m.tag in _PREDICATE for m in morphs)
+
+
+def _names_its_topic_en(words: list[str]) -> bool:
+    """Opened by a question word or auxiliary, with a name after it: a capitalised word, an acronym
+    or a number (a lowercase word alone, "What was revenue?", may be about anything said before)."""
+    return bool(words) and words[0].lower() in QUESTION_OPENERS_EN and any(
+        (w[0].isupper() or w[0].isdigit()) and w.lower() not in _EN_STOP for w in words[1:])
 
 
 def _numbers(morphs) -> list[tuple[str, str]]:

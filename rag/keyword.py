@@ -17,6 +17,8 @@ import numpy as np
 
 from .records import date_int as _date_int
 
+log = logging.getLogger(__name__)
+
 
 class KeywordIndex:
     """A bm25s index over chunk morphemes, saved beside the store and tagged with its generation."""
@@ -159,8 +161,12 @@ class KeywordCache:
             index = KeywordIndex.load(target, generation)
             if index is None:
                 index = KeywordIndex.build(self.records(), generation)
-                index.save(target)
-                prune_generations(self.folder, keep=generation)
+                try:
+                    index.save(target)
+                    prune_generations(self.folder, keep=generation)
+                except OSError as e:  # a store this user may only read: the index lives in memory
+                    log.warning("keyword index kept in memory only: cannot write %s (%s)", self.folder,
+                                e.strerror or e)
             self._current = (generation, index)
             return index
 

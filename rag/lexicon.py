@@ -123,3 +123,13 @@ ANAPHORS_KO = ("그", "그들", "그녀", "그곳", "거기", "그때", "당시"
                "그 팀", "그 선수", "이 회사", "이 사람")
 FOLLOWUP_START_EN = ("and", "but", "also", "then", "so", "what about", "how about", "and what about")
 ANAPHORS_EN = ("he", "she", "they", "his", "her", "their", "them", "him", "there")  # "it", "that" point ahead as often
+# A short question is complete when it says what it asks about: in Korean, a noun marked as its
+# topic or subject by one of these particles, with a predicate ("올트먼은 언제 방한했나?"); in English,
+# a name after a question word or auxiliary that opens it ("What is Stargate?").
+TOPIC_PARTICLES_KO = ("은", "는", "이", "가")
+QUESTION_OPENERS_EN = ("what", "who", "whom", "whose", "when", "where", "why", "how", "which", "is", "are", "was", "were",
+                       "do", "does", "did", "has", "have", "had", "can", "could", "will", "would", "should")
+# Korean question words, and the particles/endings Kiwi may leave as content morphemes (a noun that
+# is one of these asks; it does not name what is asked about).
+QUESTION_WORDS_KO = frozenset({"누구", "누가", "어디", "언제", "무엇", "무슨", "몇", "얼마", "어느", "어떤", "어떻", "왜", "뭐",
+                               "얼마나", "어떠", "며칠", "이유", "까닭", "어째서"})

@@ -9,7 +9,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 
 from .errors import LLMError
-from .settings import Settings
+from .settings import Settings, mask_credentials
 from .types import Hit
 
 REFUSAL = {"ko": "제공된 기사에서 답을 찾을 수 없습니다.", "en": "I couldn't find this in the indexed articles."}
@@ -58,9 +58,9 @@ def generate(question: str, hits: list[Hit], language: str, settings: Settings) 
     try:
         out = build_chain(settings).invoke(_inputs(question, hits, language))
     except Exception as e:  # connection refused, timeout, HTTP errors: all mean "the server failed"
-        raise LLMError(f"the LLM server at {settings.llm_base_url} failed: {type(e).__name__}: {e}") from e
+        raise LLMError(f"the LLM server at {mask_credentials(settings.llm_base_url)} failed: {type(e).__name__}: {e}") from e
     if not isinstance(out, str) or not out.strip():
-        raise LLMError(f"the LLM server at {settings.llm_base_url} returned an empty answer")
+        raise LLMError(f"the LLM server at {mask_credentials(settings.llm_base_url)} returned an empty answer")
     return out.strip()
 
 
@@ -69,7 +69,7 @@ def stream(question: str, hits: list[Hit], language: str, settings: Settings) ->
         for piece in build_chain(settings).stream(_inputs(question, hits, language)):
             yield piece
     except Exception as e:
-        raise LLMError(f"the LLM server at {settings.llm_base_url} failed: {type(e).__name__}: {e}") from e
+        raise LLMError(f"the LLM server at {mask_credentials(settings.llm_base_url)} failed: {type(e).__name__}: {e}") from e
 
 
 def is_refusal(text: str) -> bool:
@@ -92,5 +92,5 @@ def rewrite_followup(question: str, history: list[tuple[str, str]], settings: Se
     try:
         out = (prompt | model | StrOutputParser()).invoke({"conversation": convo, "question": question})
     except Exception as e:
-        raise LLMError(f"the LLM server at {settings.llm_base_url} failed: {type(e).__name__}: {e}") from e
+        raise LLMError(f"the LLM server at {mask_credentials(settings.llm_base_url)} failed: {type(e).__name__}: {e}") from e
     return out.strip().splitlines()[0] if out.strip() else question

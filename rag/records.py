@@ -7,6 +7,7 @@ doctor, the CLI and the UI) sees these types, never Chroma's nested column lists
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import json
 from dataclasses import dataclass
@@ -101,11 +102,16 @@ def content_id(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:32]
 
 
-def date_int(value: str) -> int:
-    """'2024-01-26' -> 20240126 (Chroma compares numbers, not date strings)."""
+def date_int(value: str, what: str = "date filter") -> int:
+    """'2024-01-26' -> 20240126 (Chroma compares numbers, not date strings); a day that is not in the
+    calendar (2024-13-45) is refused like any other non-date, naming ``what`` gave it."""
     digits = str(value).replace("-", "").replace(".", "")
-    if len(digits) != 8 or not digits.isdigit():
-        raise StoreError(f"date filter {value!r} is not a date like 2024-01-26")
+    try:
+        if len(digits) != 8 or not digits.isdigit():
+            raise ValueError(value)
+        datetime.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        raise StoreError(f"{what} {value!r} is not a date like 2024-01-26 (YYYY-MM-DD)") from None
     return int(digits)
 
 

@@ -45,6 +45,15 @@ def openai_servers(embedder: str) -> tuple[list[str], str]:
     return servers, model.strip()
 
 
+_USERINFO = re.compile(r"(?<=://)[^/@\s,#]+@")
+
+
+def mask_credentials(text: str) -> str:
+    """``text`` with the ``user:password@`` of every URL in it shown as ``***@`` (for messages: an
+    embedder, LLM or Chroma URL may carry credentials)."""
+    return _USERINFO.sub("***@", text)
+
+
 def _var(field: str) -> str:
     return "RAG_STORE" if field == "store_dir" else f"RAG_{field.upper()}"
 
@@ -145,10 +154,11 @@ class Settings:
     def use_llm(self) -> bool:
         return self.answer_mode == "llm" or (self.answer_mode == "auto" and self.llm_configured)
 
-    def with_(self, **changes) -> "Settings":
-        """A copy with some fields changed (CLI flags override the environment)."""
+    def with_(self, flags: Mapping[str, str] | None = None, **changes) -> "Settings":
+        """A copy with some fields changed (CLI flags override the environment); ``flags`` names the
+        option each field came from (``{"k": "--k"}``), for the message when its value is refused."""
         changes = {k: v for k, v in changes.items() if v is not None}
-        return _build(lambda: replace(self, **changes))
+        return _build(lambda: replace(self, **changes), changes, flags)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -206,14 +216,14 @@ class _Environment(BaseSettings):
         return (init_settings,)  # only what from_env hands in: library code never reads os.environ
 
 
-def _build(make, given: dict | None = None) -> Settings:
+def _build(make, given: dict | None = None, flags: Mapping[str, str] | None = None) -> Settings:
     try:
         return make()
     except ValidationError as e:
-        raise _config_error(e, given or {}) from None
+        raise _config_error(e, given or {}, flags or {}) from None
 
 
-def _config_error(e: ValidationError, given: dict) -> ConfigError:
+def _config_error(e: ValidationError, given: dict, flags: Mapping[str, str] | None = None) -> ConfigError:
     parts = []
     for err in e.errors():
         field = str(err["loc"][0]) if err["loc"] else "?"
@@ -221,5 +231,7 @@ def _config_error(e: ValidationError, given: dict) -> ConfigError:
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "literal_error":
             msg = f"is not one of {', '.join(_CHOICES.get(field, ()))}"
-        parts.append(f"{_var(field)}={value!r}: {msg}")
+        flag = (flags or {}).get(field)
+        shown = mask_credentials(repr(value))
+        parts.append(f"{flag} {shown}: {msg}" if flag else f"{_var(field)}={shown}: {msg}")
     return ConfigError("; ".join(parts))

@@ -32,7 +32,7 @@ from .records import (ArticleRecords, ArticleState, StoredArticle, StoredRecord,
 from .settings import Settings
 from .terms import TermCollections
 from .types import Chunk
-from .writer_lock import acquire_writer_lock, make_store_dir
+from .writer_lock import acquire_writer_lock, folder_to_open
 
 __all__ = ["ArticleRecords", "ArticleState", "ArticleStore", "StoredArticle", "StoredRecord", "StoredSentence",
            "content_id", "forget_store", "get_store"]
@@ -128,9 +128,8 @@ class ArticleStore:
                     client = _Retrying(self._retry(lambda: chromadb.HttpClient(
                         host=url.hostname, port=url.port or 8000, ssl=url.scheme == "https",
                         settings=chroma_settings)), self)
-                else:
-                    make_store_dir(self.settings.store_dir)
-                    client = chromadb.PersistentClient(path=str(self.settings.store_dir),
+                else:  # a store this user may only read is opened from a private copy
+                    client = chromadb.PersistentClient(path=str(folder_to_open(self.settings.store_dir)),
                                                        settings=chroma_settings)
             except StoreError:
                 raise

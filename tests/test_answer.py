@@ -156,6 +156,30 @@ def test_which_questions_are_followups(question, followup):
     assert is_followup(question) is followup
 
 
+@pytest.mark.parametrize("question, followup", [
+    # short, yet saying what they ask about: a topic with a predicate, a question word with a name
+    ("도혜린은 언제 취임했나?", False), ("해솔군은 여객선을 몇 번 늘리나?", False), ("What is Moonbridge?", False),
+    ("When did Dohyerin take office?", False), ("Who is Namgung Chan?", False),
+    # fragments: nothing named, or nothing asked
+    ("언제 취임했나?", True), ("누가 반대했어?", True), ("얼마나 걸렸어?", True), ("How much?", True), ("Who won?", True),
+    ("The ferry fare?", True), ("What was the budget?", True),
+])
+def test_short_questions_that_name_their_topic_are_complete(question, followup):
+    from rag.followup import is_followup
+
+    assert is_followup(question) is followup
+
+
+def test_a_short_complete_question_after_another_topic_is_left_as_it_is():
+    from rag.followup import carry_over
+
+    meeting = [("도혜린 의원과 남궁찬 과장은 3월 4일 어디에서 만났나?", "**가람시청** — 두 사람은 가람시청에서 만났다. [1]"),
+               ("Where did Dohyerin and Namgung Chan meet on March 4?", "**Garam City Hall** — ... [1]")]
+    for question in ("해솔군은 언제 여객선을 늘렸나?", "What is Moonbridge?", "남궁찬은 언제 취임했나?"):
+        assert carry_over(question, meeting[:1]) == question and carry_over(question, meeting[1:]) == question
+    assert carry_over("언제 취임했나?", meeting[:1]) != "언제 취임했나?"  # a fragment still borrows the context
+
+
 def test_a_followup_borrows_context_not_the_ask_and_a_complete_question_stays():
     from rag.followup import carry_over
 

@@ -245,6 +245,43 @@ def test_decode_utf16_without_a_byte_order_mark(encoding):
     assert decode(text.encode(encoding), "x") == text  # not "binary (NUL bytes)"
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_decode_utf16_whose_syllables_put_nul_bytes_on_both_sides(encoding):
+    # 가 (U+AC00), 대, 관 and 글 have a NUL low byte, the spaces and ASCII a NUL high byte
+    text = "가람대학교 관현악단 글짓기 대회가 열린다.\n대관 신청은 가을까지 받는다. Garam 2025.\n" * 40
+    data = text.encode(encoding)
+    assert data[0::2].count(0) and data[1::2].count(0)  # NUL bytes on both sides of the pairs
+    assert decode(data, "x") == text
+
+
+def test_a_nul_anywhere_is_refused_as_binary():
+    text = "가람시는 도서관을 짓는다고 밝혔다.\n" * 600  # more than 8 KiB before the NUL
+    assert len(text.encode("utf-8")) > 8192
+    for data in ((text + "\x00끝").encode("utf-8"), ("\ufeff" + text + "\x00끝").encode("utf-16-le"),
+                 (text + "\x00끝").encode("utf-16-be")):
+        with pytest.raises(DocumentError, match="binary"):
+            decode(data, "x")
+
+
+def test_a_page_nested_25000_divs_deep_keeps_its_article(embed):
+    page = (DATA / "market_page.html").read_text(encoding="utf-8")
+    head, rest = page.split("<body>")
+    body, _ = rest.split("</body>")
+    plain = clean_html(page, "market", embed=embed).article
+    for opening in ("<div>", '<div class="wrap">\n'):
+        deep = clean_html(f"{head}<body>{opening * 25000}{body}{'</div>' * 25000}</body></html>", "market",
+                          embed=embed).article
+        assert (deep.title, deep.text, deep.date) == (plain.title, plain.text, plain.date)
+
+
+def test_text_nested_deeper_than_the_parser_goes_is_all_read():
+    sentences = [f"가람시 {i}번째 문단이다." for i in range(3000)]
+    page = html_page("<html><body>" + "".join(f"<div>{s}" for s in sentences) + "</div>" * 3000 + "</body></html>")
+    text = "\n".join(b.text for b in page.blocks)
+    assert all(s in text for s in sentences)
+    assert text.index(sentences[0]) < text.index(sentences[1500]) < text.index(sentences[-1])  # in order
+
+
 def test_size_limit_is_said_in_the_unit_it_is_set_in(tmp_path):
     from ingest.read import read_bytes
 

@@ -4,7 +4,11 @@ mixed scripts, random bytes and odd files. Never a crash, always a clear message
 from __future__ import annotations
 
 import codecs
+import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +152,96 @@ def test_odd_files_fail_alone_and_lose_nothing(tmp_path):
         s, __import__("rag.embed", fromlist=["get_embedder"]).get_embedder(s)).articles()
     assert "003_a5253bb998f2131f" in arts and arts["003_a5253bb998f2131f"].chunks == 3
     assert before <= set(s.store_dir.iterdir())
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_every_seed_saved_as_utf16_without_a_bom_reads_as_itself(encoding):
+    for p in sorted(SEEDS.glob("*.txt")):
+        text = p.read_text(encoding="utf-8")
+        assert decode(text.encode(encoding), p.name) == text.replace("\r\n", "\n"), p.name
+
+
+def _rag(*args, env=None, cmd_prefix=(), timeout=300):
+    return subprocess.run([*cmd_prefix, sys.executable, "-m", "rag", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def test_ask_flags_are_checked_and_named_before_anything_loads(tmp_path):
+    store = str(tmp_path / "store")
+    too_many = _rag("ask", "올트먼은 누구를 만났나?", "--k", "100000", "--store", store)
+    assert too_many.returncode == 2 and too_many.stderr.count("\n") == 1, too_many.stderr
+    assert "--k 100000" in too_many.stderr and "200" in too_many.stderr and "RAG_K" not in too_many.stderr
+    for flag in ("--since", "--until"):
+        bad = _rag("ask", "올트먼은 누구를 만났나?", flag, "2024-13-45", "--store", store)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+        assert f"{flag} '2024-13-45' is not a date" in bad.stderr and "YYYY-MM-DD" in bad.stderr
+    assert not (tmp_path / "store").exists()  # refused before the store was opened
+
+
+def test_credentials_in_an_embedder_url_are_never_shown():
+    from rag.embed import OpenAIEmbedder
+    from rag.errors import ConfigError, EmbedderError
+
+    from .conftest import free_port
+
+    url = f"http://alice:s3cret-pw@127.0.0.1:{free_port()}/v1"  # nothing listens there
+    with pytest.raises(EmbedderError) as dead:
+        OpenAIEmbedder(f"openai:{url}#e5", Settings(embed_retries=0, embed_timeout=5))
+    assert "s3cret" not in str(dead.value) and "http://***@127.0.0.1" in str(dead.value)
+    with pytest.raises(ConfigError) as malformed:  # no "#model"
+        Settings.from_env({"RAG_EMBEDDER": f"openai:{url}"})
+    assert "s3cret" not in str(malformed.value) and "alice" not in str(malformed.value)
+    cli = _rag("ask", "올트먼은 누구를 만났나?", env={"RAG_EMBEDDER": f"openai:{url}#e5", "RAG_EMBED_RETRIES": "0"})
+    assert cli.returncode == 2 and "s3cret" not in cli.stderr + cli.stdout and "***@" in cli.stderr, cli.stderr
+
+
+def _without_root_override():
+    """A command prefix under which root, too, is refused files it has no permission for (setpriv
+    drops CAP_DAC_OVERRIDE), so a read-only folder is read-only to the command whoever runs it."""
+    if os.geteuid() != 0:
+        return ()
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: a read-only folder cannot be made read-only to root")
+    return (setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner")
+
+
+def _copy_store(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst, ignore=shutil.ignore_patterns(".writer.*"))
+    return dst
+
+
+@pytest.mark.slow
+def test_a_read_only_store_can_be_asked_and_refuses_writes_in_one_line(hostile_settings, tmp_path):
+    store = _copy_store(hostile_settings.store_dir, tmp_path / "ro")
+    shutil.rmtree(next(store.glob("keyword-*")))  # its keyword index must be built, in memory
+    for p in [store, *store.rglob("*")]:
+        p.chmod(p.stat().st_mode & ~0o222)
+    prefix = _without_root_override()
+    try:
+        question = "최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?"
+        ask_ = _rag("ask", question, "--json", "--store", str(store), cmd_prefix=prefix)
+        assert ask_.returncode == 0 and "Traceback" not in ask_.stderr, ask_.stderr
+        got, expected = json.loads(ask_.stdout), ask(question, settings=hostile_settings)
+        assert got["text"] == expected.text  # what the writable original answers
+        assert [h["chunk_id"] for h in got["retrieved"]] == [h.chunk.chunk_id for h in expected.retrieved] != []
+        ingest = _rag("ingest", str(SEEDS / "000_a566e6770392c4fe.txt"), "--store", str(store), cmd_prefix=prefix)
+        assert ingest.returncode == 2 and ingest.stderr.count("\n") == 1, ingest.stderr
+        assert "cannot create or write the store folder" in ingest.stderr
+    finally:
+        for p in [store, *store.rglob("*")]:
+            p.chmod(p.stat().st_mode | 0o200)
+
+
+@pytest.mark.slow
+def test_a_writer_lock_file_of_another_user_is_one_line(hostile_settings, tmp_path):
+    store = _copy_store(hostile_settings.store_dir, tmp_path / "shared")
+    lock = store / ".writer.lock"
+    lock.write_text("", encoding="utf-8")
+    if os.geteuid() == 0:
+        os.chown(lock, 65534, 65534)  # nobody's
+    lock.chmod(0o444)
+    out = _rag("ingest", str(SEEDS / "000_a566e6770392c4fe.txt"), "--store", str(store),
+               cmd_prefix=_without_root_override())
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "cannot take the writer lock" in out.stderr and str(lock) in out.stderr and "Traceback" not in out.stderr

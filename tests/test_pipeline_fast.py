@@ -288,6 +288,32 @@ def test_an_upload_with_a_stored_name_becomes_a_new_article(fast, tmp_path):
     assert _fresh_upload_path(uploads, "ferry.txt", store).name == "ferry-3.txt"
 
 
+def test_the_same_page_uploaded_again_is_the_stored_article_and_messages_show_no_server_path(fast, tmp_path):
+    from ui.app import add_uploads
+
+    pages, s = fast
+    ingest_paths([pages], s)  # "ferry" and "library" are stored
+    picked = tmp_path / "picked"  # the user's files, as the browser sends them
+    picked.mkdir()
+    (picked / "harbor.txt").write_text(PAGES["ferry.txt"].replace("여객선", "화물선"), encoding="utf-8")
+    (picked / "ferry.txt").write_text(PAGES["ferry.txt"], encoding="utf-8")
+    (picked / "empty.txt").write_bytes(b"")
+    first = add_uploads([(picked / "harbor.txt", "harbor.txt"), (picked / "empty.txt", "empty.txt")], s)
+    assert ("harbor.txt", "new") in [(n, r) for n, r, _ in first]
+    failed = next(d for n, r, d in first if n == "empty.txt")
+    assert "empty" in failed and str(tmp_path) not in failed and "/" not in failed, failed
+    for _ in range(3):  # again and again: the article it already is, never harbor-2, harbor-3...
+        again = add_uploads([(picked / "harbor.txt", "harbor.txt")], s)
+        assert [(n, r) for n, r, _ in again] == [("harbor.txt", "unchanged")] and "harbor" in again[0][2]
+    same_as_stored = add_uploads([(picked / "ferry.txt", "ferry.txt")], s)  # a folder ingest's article
+    assert [(n, r) for n, r, _ in same_as_stored] == [("ferry.txt", "unchanged")]
+    (picked / "harbor.txt").write_text(PAGES["library.txt"], encoding="utf-8")  # same name, other content
+    other = add_uploads([(picked / "harbor.txt", "harbor.txt")], s)
+    assert ("harbor-2.txt", "new") in [(n, r) for n, r, _ in other]
+    assert sorted(get_store(s, get_embedder(s)).articles()) == ["ferry", "harbor", "harbor-2", "library"]
+    assert sorted(p.name for p in (s.store_dir / "uploads").iterdir()) == ["harbor-2.txt", "harbor.txt"]
+
+
 def test_a_huge_paragraph_is_cut_before_kiwi_and_an_oversized_page_refused(fast, tmp_path):
     from ingest.blocks import MAX_BLOCK_CHARS, text_page
 

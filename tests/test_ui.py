@@ -73,6 +73,75 @@ def test_sources_panel_escapes_article_html():
     assert "<img" not in page and "&lt;img" in page and "<mark>" in page and "id='src-1'" in page
 
 
+def test_the_api_takes_k_only_as_a_whole_number_in_range():
+    from rag.errors import QuestionError
+    from ui.app import passages_asked
+
+    assert passages_asked(0, 10) == 10 and passages_asked(5, 10) == 5 and passages_asked(7.0, 10) == 7
+    for bad in (float("nan"), float("inf"), float("-inf"), True, "5", None, 2.5, -1, 201, 10**12):
+        with pytest.raises(QuestionError, match="whole number from 1 to 200"):
+            passages_asked(bad, 10)
+
+
+def _rag(*args, env=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "rag", *args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def test_a_port_that_cannot_be_served_is_one_line_before_anything_loads(tmp_path):
+    import socket
+
+    store = str(tmp_path / "store")
+    impossible = _rag("ui", "--port", "99999", "--store", store)
+    assert impossible.returncode == 2 and impossible.stderr.count("\n") == 1, impossible.stderr
+    assert "--port 99999" in impossible.stderr and "1 to 65535" in impossible.stderr
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        taken = _rag("ui", "--port", str(port), "--store", store)
+    assert taken.returncode == 2 and taken.stderr.count("\n") == 1, taken.stderr
+    assert f"--port {port}" in taken.stderr and "choose another --port" in taken.stderr
+    assert "serving on" not in impossible.stdout + taken.stdout and not (tmp_path / "store").exists()
+
+
+def test_trusted_proxies_must_be_addresses():
+    from ui.app import trusted_proxies
+
+    assert trusted_proxies(None) == "" and trusted_proxies("127.0.0.1, 10.0.0.0/8") == "127.0.0.1,10.0.0.0/8"
+    with pytest.raises(ConfigError, match="'proxy.example'"):
+        trusted_proxies("127.0.0.1,proxy.example")
+
+
+@pytest.mark.slow
+def test_login_back_off_keys_on_the_peer_not_on_x_forwarded_for(tmp_path):
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    port = free_port()
+    log = (tmp_path / "ui.log").open("wb")
+    env = {**os.environ, "RAG_UI_USER": "editor", "RAG_UI_PASSWORD": "right-password"}
+    proc = subprocess.Popen([sys.executable, "-m", "rag", "ui", "--port", str(port), "--store", str(tmp_path / "store")],
+                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_http(url, proc, tmp_path / "ui.log")
+        codes = []
+        for i in range(6):  # a client naming itself another address on every try
+            req = urllib.request.Request(url + "login", data=urllib.parse.urlencode(
+                {"username": "editor", "password": f"guess-{i}"}).encode(),
+                headers={"X-Forwarded-For": f"203.0.113.{i + 1}"})
+            try:
+                codes.append(urllib.request.urlopen(req, timeout=30).status)
+            except urllib.error.HTTPError as e:
+                codes.append(e.code)
+        assert codes[:3] == [400, 400, 400] and 429 in codes[3:], codes
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     if not Path(CHROMIUM).exists():
@@ -287,6 +356,13 @@ def test_api_checks_k_and_survives_a_lone_surrogate(server):
     for bad in (10**12, -1, -100, 2.5):
         out = client.predict("올트먼은 누구를 만났나?", bad, api_name="/ask")
         assert "error" in out and "whole number from 1 to 200" in out["error"], out
+    for bad in ("NaN", "Infinity"):  # JSON clients refuse to send these; raw JSON carries them
+        body = ('{"data": ["올트먼은 누구를 만났나?", %s]}' % bad).encode("utf-8")
+        req = urllib.request.Request(server["url"] + "gradio_api/call/ask", data=body,
+                                     headers={"Content-Type": "application/json"})
+        event = json.loads(urllib.request.urlopen(req, timeout=30).read())["event_id"]
+        stream = urllib.request.urlopen(server["url"] + f"gradio_api/call/ask/{event}", timeout=120).read().decode()
+        assert "event: complete" in stream and "whole number from 1 to 200" in stream, stream[:300]
     # a lone surrogate cannot even be encoded by Python clients; raw JSON ("\ud800") carries it
     body = json.dumps({"data": ["\ud800올트먼은 누구를 만났나?", 0]}).encode("ascii")
     req = urllib.request.Request(server["url"] + "gradio_api/call/ask", data=body,

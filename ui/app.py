@@ -7,15 +7,18 @@ the chat) before it reaches the page, so markup or script inside a document is n
 import html
 import ipaddress
 import json
+import math
+import os
 import re
 import shutil
+import socket
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from rag.errors import ConfigError, RagError
-from rag.settings import Settings
+from rag.errors import ConfigError, QuestionError, RagError
+from rag.settings import Settings, mask_credentials
 from rag.types import Answer
 
 EXAMPLES = [
@@ -154,15 +157,88 @@ def plain_text(value) -> str:
     return _SURROGATE.sub("", value) if isinstance(value, str) else ""
 
 
-def _fresh_upload_path(folder: Path, name: str, store) -> Path:
+def passages_asked(k, default: int) -> int:
+    """The number of passages a request asked for (0: ``default``, the configured RAG_K), or a
+    ``QuestionError``: it must be a whole number from 0 to MAX_K (not a bool, NaN or infinity)."""
+    if (isinstance(k, bool) or not isinstance(k, (int, float)) or not math.isfinite(k) or k != int(k)
+            or not 0 <= k <= MAX_K):
+        raise QuestionError(f"k={k!r}: the number of passages must be a whole number from 1 to {MAX_K} "
+                            "(0 for the configured RAG_K)")
+    return int(k) or default
+
+
+def _fresh_upload_path(folder: Path, name: str, store, is_stored=None) -> Path:
     """Where an upload goes: its own name, unless a stored article or an earlier upload already has
-    it (an upload is always a new article; replacing one is `rag ingest --replace`)."""
+    it (an upload never replaces an article; that is `rag ingest --replace`), then name-2, name-3...
+    ``is_stored(state)``: whether a stored article is this upload's very content; such a name is
+    returned as it is (the same page uploaded again is that article, not a new one)."""
     stem, suffix = Path(name).stem, Path(name).suffix
     candidate, n = folder / name, 1
-    while candidate.exists() or store.article_state(candidate.stem) is not None:
+    while True:
+        state = store.article_state(candidate.stem)
+        if state is not None and is_stored is not None and is_stored(state):
+            return candidate
+        if state is None and not candidate.exists():
+            return candidate
         n += 1
         candidate = folder / f"{stem}-{n}{suffix}"
-    return candidate
+
+
+def add_uploads(files, settings: Settings, progress=None, lock=None) -> list[tuple[str, str, str]]:
+    """Add uploaded pages to the store: (file name, result, detail) per file. ``files`` are
+    (uploaded file, its name on the user's machine). Each is copied into the store's upload folder
+    under a name of its own and ingested; one whose content a stored article already has under its
+    name (or under name-2...) is that article, and is reported unchanged. A rejected upload is not
+    kept. Messages name files by their own name, never by a path on the server. ``lock``: held while
+    ingesting (the page's, so two uploads never ingest at once)."""
+    from ingest.pipeline import ingest_paths, is_stored_copy
+    from rag.embed import get_embedder
+    from rag.store import get_store
+
+    upload_dir = settings.store_dir / "uploads"
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    embedder = get_embedder(settings)
+    store = get_store(settings, embedder)
+    rows, accepted = [], []
+    for src, original in files:
+        src = Path(src)
+        name = safe_upload_name(original or src.name)
+        if not name.lower().endswith(UPLOAD_SUFFIXES):
+            rows.append((name, "failed", "only .txt / .html files are accepted"))
+            continue
+        if src.stat().st_size > MAX_UPLOAD_BYTES:
+            rows.append((name, "failed", f"larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB"))
+            continue
+        data = src.read_bytes()
+        dest = _fresh_upload_path(upload_dir, name, store,
+                                  lambda state: is_stored_copy(data, state, settings, embedder))
+        state = store.article_state(dest.stem)
+        if state is not None:
+            rows.append((name, "unchanged", f"already stored as {dest.stem} ({len(state.chunk_ids)} chunks)"))
+            continue
+        if dest.name != name:
+            rows.append((name, "renamed", f"an article named {Path(name).stem} is already stored; "
+                                          f"this one is added as {dest.name}"))
+        shutil.copyfile(src, dest)
+        accepted.append(dest)
+    if accepted:
+        with lock or threading.Lock():
+            report = ingest_paths(accepted, settings, progress=progress)
+        for r in report.files:
+            rows.append((Path(r.path).name, r.status, _without_server_paths(r.message or f"{r.chunks} chunks",
+                                                                            upload_dir, settings.store_dir)))
+            if r.status == "failed":  # a rejected upload is not kept
+                Path(r.path).unlink(missing_ok=True)
+    return rows
+
+
+def _without_server_paths(message: str, upload_dir: Path, store_dir: Path) -> str:
+    """A message for the page: files in the upload folder by their name, the store by a word."""
+    for folder in dict.fromkeys((upload_dir.resolve(), upload_dir.absolute(), upload_dir)):
+        message = message.replace(f"{folder}{os.sep}", "")
+    for folder in dict.fromkeys((store_dir.resolve(), store_dir.absolute(), store_dir)):
+        message = message.replace(str(folder), "the store")
+    return mask_credentials(message)
 
 
 class FeedbackLog:
@@ -186,16 +262,14 @@ def build_app(settings: Settings):
     """The Gradio Blocks app for ``settings`` (the store is opened lazily, on first use)."""
     import gradio as gr
 
-    from ingest.pipeline import ingest_paths
     from rag.embed import get_embedder
     from rag.qa import ask, ask_stream
     from rag.store import get_store
 
     # each store keeps its own uploads and feedback (stores sharing a parent folder share nothing)
     feedback = FeedbackLog(settings.store_dir / "feedback.jsonl")
-    upload_dir = settings.store_dir / "uploads"
     ingest_lock = threading.Lock()
-    mode_note = (f"LLM: `{settings.llm_model}` at {settings.llm_base_url}" if settings.llm_configured
+    mode_note = (f"LLM: `{settings.llm_model}` at {mask_credentials(settings.llm_base_url)}" if settings.llm_configured
                  else "extractive (offline; no LLM configured)")
 
     def publishers() -> list[str]:
@@ -217,7 +291,7 @@ def build_app(settings: Settings):
         chat.append({"role": "assistant", "content": ""})
         try:
             shown = ""
-            for piece in ask_stream(text, k=int(k), filters={k_: v for k_, v in filters.items() if v},
+            for piece in ask_stream(text, k=passages_asked(k, settings.k), filters={k_: v for k_, v in filters.items() if v},
                                     history=history, settings=run_settings):
                 if isinstance(piece, Answer):
                     answer = piece
@@ -226,9 +300,10 @@ def build_app(settings: Settings):
                 chat[-1] = {"role": "assistant", "content": chat_markdown(shown)}
                 yield "", chat, answers, gr.update()
         except RagError as e:
-            chat[-1] = {"role": "assistant", "content": "**Error** · " + chat_markdown(str(e))}
+            said = mask_credentials(str(e))
+            chat[-1] = {"role": "assistant", "content": "**Error** · " + chat_markdown(said)}
             answers.append(None)
-            yield "", chat, answers, f"<div class='abstain'>{html.escape(str(e))}</div>"
+            yield "", chat, answers, f"<div class='abstain'>{html.escape(said)}</div>"
             return
         prefix = "**Not found** · " if answer.abstained else ""
         chat[-1] = {"role": "assistant", "content": prefix + chat_markdown(answer.text, answer.citations)}
@@ -246,33 +321,10 @@ def build_app(settings: Settings):
     def add_files(files, progress=gr.Progress()):
         if not files:
             return "Choose .txt or .html files first.", gr.update()
-        upload_dir.mkdir(parents=True, exist_ok=True)
-        store = get_store(settings, get_embedder(settings))
-        rows, accepted = [], []
-        for f in files:
-            src = Path(getattr(f, "name", f))
-            name = safe_upload_name(getattr(f, "orig_name", None) or src.name)
-            if not name.lower().endswith(UPLOAD_SUFFIXES):
-                rows.append(f"| {html.escape(name)} | failed | only .txt / .html files are accepted |")
-                continue
-            if src.stat().st_size > MAX_UPLOAD_BYTES:
-                rows.append(f"| {html.escape(name)} | failed | larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MB |")
-                continue
-            dest = _fresh_upload_path(upload_dir, name, store)
-            if dest.name != name:
-                rows.append(f"| {html.escape(name)} | renamed | an article named {html.escape(Path(name).stem)} is "
-                            f"already stored; this one is added as {html.escape(dest.name)} |")
-            shutil.copyfile(src, dest)
-            accepted.append(dest)
-        if accepted:
-            with ingest_lock:
-                report = ingest_paths(accepted, settings, progress=lambda p, n, t: progress(n / max(t, 1), desc=Path(p).name))
-            for r in report.files:
-                msg = r.message or f"{r.chunks} chunks"
-                rows.append(f"| {html.escape(Path(r.path).name)} | {r.status} | {html.escape(msg)} |")
-                if r.status == "failed":  # a rejected upload is not kept
-                    Path(r.path).unlink(missing_ok=True)
-        table = "| file | result | detail |\n|---|---|---|\n" + "\n".join(rows)
+        rows = add_uploads([(getattr(f, "name", f), getattr(f, "orig_name", None)) for f in files], settings,
+                           progress=lambda p, n, t: progress(n / max(t, 1), desc=Path(p).name), lock=ingest_lock)
+        table = "| file | result | detail |\n|---|---|---|\n" + "\n".join(
+            f"| {html.escape(name)} | {status} | {html.escape(detail)} |" for name, status, detail in rows)
         return table, gr.update(choices=publishers())
 
     with gr.Blocks(title="Korean news Q&A") as demo:
@@ -306,12 +358,9 @@ def build_app(settings: Settings):
         def api_ask(question: str, k: int = 0) -> dict:
             """One question in, the Answer as JSON out (errors as {"error": message}); k=0: RAG_K."""
             try:
-                if isinstance(k, bool) or not isinstance(k, (int, float)) or k != int(k) or not 0 <= k <= MAX_K:
-                    return {"error": f"k={k!r}: the number of passages must be a whole number from 1 to {MAX_K} "
-                                     "(0 for the configured RAG_K)"}
-                return ask(plain_text(question), k=int(k) or settings.k, settings=settings).to_dict()
+                return ask(plain_text(question), k=passages_asked(k, settings.k), settings=settings).to_dict()
             except RagError as e:
-                return {"error": str(e)}
+                return {"error": mask_credentials(str(e))}
 
         gr.api(api_ask, api_name="ask")
         # The box is locked from Enter until the answer is complete, as in Gradio's ChatInterface: a
@@ -388,11 +437,45 @@ def check_exposure(host: str, user: str | None, password: str | None) -> tuple[s
     return (user, password)
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse, before anything loads, a port that is not one or that another server holds."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(f"--port {port!r}: not a TCP port; use a number from 1 to 65535")
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds it
+            s.bind((host, port))
+    except OSError as e:
+        raise ConfigError(f"--port {port}: cannot serve on {host}:{port} ({e.strerror or e}); another server may "
+                          "be using it: stop it, or choose another --port") from None
+
+
+def trusted_proxies(value: str | None) -> str:
+    """``--trusted-proxy`` as uvicorn's FORWARDED_ALLOW_IPS: the addresses or networks whose
+    X-Forwarded-For header names the client; none by default (the peer address is the client)."""
+    items = [v.strip() for v in (value or "").split(",") if v.strip()]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ConfigError(f"--trusted-proxy {item!r}: not an IP address or network (e.g. 127.0.0.1 or "
+                              "10.0.0.0/8)") from None
+    return ",".join(items)
+
+
 def launch(settings: Settings, *, host: str = "127.0.0.1", port: int = 7860, user: str | None = None,
-           password: str | None = None, announce=None) -> None:
+           password: str | None = None, announce=None, proxies: str | None = None) -> None:
     """Serve the page (blocks). Loopback by default; never a public share link. ``announce(line)`` is
-    told where it serves once every start-up check has passed, not before."""
+    told where it serves once the server listens, not before. ``proxies``: the reverse proxies in
+    front of the page (``--trusted-proxy``), whose X-Forwarded-For alone is believed; the login
+    back-off counts failures per client address."""
     auth = check_exposure(host, user, password)
+    check_port(host, port)
+    # Gradio builds uvicorn's configuration itself, and uvicorn believes X-Forwarded-For from
+    # loopback unless told otherwise: a client rotating the header would get a fresh login back-off
+    # on every try. FORWARDED_ALLOW_IPS is the one way to tell it, so it is set here, before it starts.
+    os.environ["FORWARDED_ALLOW_IPS"] = trusted_proxies(proxies)
     from rag.embed import get_embedder
     from rag.qa import warm_up
     from rag.store import get_store
@@ -402,11 +485,17 @@ def launch(settings: Settings, *, host: str = "127.0.0.1", port: int = 7860, use
     # the page can add articles, so it owns the embedded store for writing while it runs
     get_store(settings, get_embedder(settings)).acquire_writer_lock()
     demo = build_app(settings)
-    if announce:
-        announce(f"serving on http://{host}:{port} (store: {settings.chroma_url or settings.store_dir})")
     from starlette.middleware import Middleware
 
-    demo.queue(default_concurrency_limit=4).launch(
-        server_name=host, server_port=port, share=False, auth=auth, css=CSS, ssr_mode=False, quiet=True,
-        app_kwargs={"middleware": [Middleware(LoginThrottle)]},
-        footer_links=[], max_file_size=MAX_UPLOAD_BYTES)
+    try:
+        demo.queue(default_concurrency_limit=4).launch(
+            server_name=host, server_port=port, share=False, auth=auth, css=CSS, ssr_mode=False, quiet=True,
+            app_kwargs={"middleware": [Middleware(LoginThrottle)]},
+            footer_links=[], max_file_size=MAX_UPLOAD_BYTES, prevent_thread_lock=True)
+    except OSError:  # taken by another server while the page loaded
+        raise ConfigError(f"--port {port}: cannot serve on {host}:{port} (another server took it while the page "
+                          "loaded); choose another --port") from None
+    if announce:
+        where = mask_credentials(str(settings.chroma_url or settings.store_dir))
+        announce(f"serving on http://{host}:{port} (store: {where})")
+    demo.block_thread()

@@ -8,13 +8,10 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from ..korean import analyze, has_hangul
-from ..lexicon import ASK_EN, ASK_KO, COUNTERS
+from ..lexicon import ASK_EN, ASK_KO, COUNTERS, QUESTION_WORDS_KO as _QWORDS
 
 _ASK_KO = tuple((kind, re.compile(p)) for kind, p in ASK_KO)
 _ASK_EN = tuple((kind, re.compile(p, re.I)) for kind, p in ASK_EN)
-# Korean question words and the particles/endings Kiwi may leave as content morphemes
-_QWORDS = frozenset({"누구", "누가", "어디", "언제", "무엇", "무슨", "몇", "얼마", "어느", "어떤", "어떻", "왜", "뭐", "얼마나",
-                     "어떠", "며칠", "이유", "까닭", "어째서"})
 _EN_STOP = frozenset("""
 a an the of to in on for and or is are was were be been being did do does what which who whom whose when where
 why how many much with at by from that this it its as about into than has have had will would can could should
