@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rag.errors import ConfigError, RagError
 from rag.settings import Settings
-from rag.types import Answer
+from rag.types import Answer, FileResult, IngestReport
 
 EXAMPLES = [
     "샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?",
@@ -265,8 +265,12 @@ def build_app(settings: Settings):
             shutil.copyfile(src, dest)
             accepted.append(dest)
         if accepted:
-            with ingest_lock:
-                report = ingest_paths(accepted, settings, progress=lambda p, n, t: progress(n / max(t, 1), desc=Path(p).name))
+            try:
+                with ingest_lock:
+                    report = ingest_paths(accepted, settings,
+                                          progress=lambda p, n, t: progress(n / max(t, 1), desc=Path(p).name))
+            except RagError as e:  # e.g. another process writes a server store (its write lease)
+                report = IngestReport(tuple(FileResult(str(p), p.stem, "failed", message=str(e)) for p in accepted), 0, 0.0)
             for r in report.files:
                 msg = r.message or f"{r.chunks} chunks"
                 rows.append(f"| {html.escape(Path(r.path).name)} | {r.status} | {html.escape(msg)} |")
