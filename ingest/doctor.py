@@ -3,8 +3,10 @@
 Checks: every article's chunks come from one version of its file and are all there (none missing,
 none left over from an older version); every chunk holds one vector per sentence and its sentences
 cover the article's count; every chunk record's offsets match its text; the keyword index holds
-exactly the chunks Chroma holds. Repair re-ingests an inconsistent article from its source file when
-the file still exists, and otherwise removes its records; the keyword index is rebuilt.
+exactly the chunks Chroma holds; no collection is left over from an interrupted rebuild (or from the
+store a rebuild replaced). An empty store is told apart from a healthy one (``empty``). Repair
+re-ingests an inconsistent article from its source file when the file still exists, and otherwise
+removes its records; it deletes left-over collections, and the keyword index is rebuilt.
 """
 
 from __future__ import annotations
@@ -31,9 +33,14 @@ class DoctorReport:
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def empty(self) -> bool:
+        """The store holds no article (a new store, or one whose contents were lost)."""
+        return self.articles == 0
+
     def to_dict(self) -> dict:
-        return {"ok": self.ok, "articles": self.articles, "chunks": self.chunks, "sentences": self.sentences,
-                "problems": self.problems, "repairs": self.repairs}
+        return {"ok": self.ok, "empty": self.empty, "articles": self.articles, "chunks": self.chunks,
+                "sentences": self.sentences, "problems": self.problems, "repairs": self.repairs}
 
 
 def check_store(settings: Settings, repair: bool = False) -> DoctorReport:
@@ -72,15 +79,23 @@ def check_store(settings: Settings, repair: bool = False) -> DoctorReport:
     index = store.keyword_index()
     if set(index.ids) != {r.record_id for r in chunks}:
         report.problems.append("the keyword index does not hold exactly the stored chunks")
+    report.problems += [f"collection {name} ({n} records) is not read: left by an interrupted rebuild (or one "
+                        "running now), or by the store a rebuild replaced" for name, n in store.leftovers().items()]
 
     if repair and report.problems:
-        _repair(settings, store, broken, report)
+        store.begin_writes("rag doctor --repair")  # not while another run writes
+        try:
+            _repair(settings, store, broken, report)
+        finally:
+            store.end_writes()
     return report
 
 
 def _repair(settings, store, broken: dict[str, str | None], report: DoctorReport) -> None:
     from .pipeline import ingest_paths
 
+    for name in store.drop_leftovers():
+        report.repairs.append(f"collection {name}: deleted")
     for article_id, source in broken.items():
         store.delete_article(article_id)
         if source and Path(source).exists():

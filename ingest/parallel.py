@@ -4,6 +4,9 @@ An embedded store takes one writer (``rag.writer_lock``), so ``--workers`` needs
 Each worker runs the ordinary ingest on its share with its own embedder and Kiwi; the store's write
 generation keeps the keyword index correct with several writers (each write bumps it, and the index
 is rebuilt from the records whenever it differs), and the index is rebuilt once, here, at the end.
+The run holds the server store's write lease (``rag.writer_lock``) and its workers write under it, so
+another ingest or rebuild is refused while it runs; a rebuild's workers write into the new collection
+that this process swaps in at the end (``rag.store``).
 With a local model each worker gets an equal share of the cores (``OMP_NUM_THREADS``); with
 ``RAG_EMBEDDER=openai:...`` the workers share the embedding servers.
 """
@@ -19,11 +22,11 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable
 
-from rag.errors import ConfigError, RagError
+from rag.errors import ConfigError, RagError, StoreError
 from rag.settings import Settings
 from rag.types import FileResult, IngestReport
 
-from .pipeline import _prune, article_id_for, check_rebuild, collect_files, ingest_paths
+from .pipeline import _prune, abort_rebuild, article_id_for, check_rebuild, collect_files, finish_rebuild, ingest_paths
 
 log = logging.getLogger(__name__)
 MAX_WORKERS = 64
@@ -60,8 +63,48 @@ def ingest_parallel(paths: Iterable[str | Path], settings: Settings, workers: in
     results = list(results)
     if rebuild:
         check_rebuild(files, results)
-        store.reset()  # before any worker starts
-    store.count()  # the collections exist before the workers start (and a mismatched embedder stops here)
+    token = store.begin_writes("rag ingest --rebuild" if rebuild else "rag ingest")
+    try:
+        return _ingest_shares(files, results, store, settings, workers, token, started, prune=prune, clean=clean,
+                              progress=progress, replace=replace, rebuild=rebuild)
+    finally:
+        store.end_writes()
+
+
+def _ingest_shares(files: list[Path], results: list[FileResult], store, settings: Settings, workers: int,
+                   token: str | None, started: float, *, prune: bool, clean: bool, progress, replace: bool,
+                   rebuild: bool) -> IngestReport:
+    building = store.begin_rebuild() if rebuild else None  # before any worker starts
+    try:
+        store.count()  # the collections exist before the workers start (and a mismatched embedder stops here)
+        if token is None:  # the server did not answer when the lease was asked for
+            raise StoreError(f"could not take the write lease on the Chroma server at {settings.chroma_url}; try again")
+        reports = _run_workers(files, results, settings, workers, (token, building), clean=clean,
+                               progress=progress, replace=replace)
+        if prune:
+            results.extend(_prune(store))
+        if rebuild:
+            finish_rebuild(store, results)
+    except BaseException:
+        if rebuild:
+            abort_rebuild(store)
+        raise
+    try:
+        store.keyword_index()  # once, for every worker's writes
+    except RagError as e:
+        log.warning("keyword index not rebuilt: %s", e)
+    stages: dict[str, float] = {}
+    for r in reports:  # summed over the workers: CPU-seconds of each step, not wall time
+        for k, v in r.stages.items():
+            stages[k] = stages.get(k, 0.0) + v
+    return IngestReport(tuple(results), sum(r.chunks_written for r in reports), time.perf_counter() - started,
+                        sum(r.embed_seconds for r in reports), stages)
+
+
+def _run_workers(files: list[Path], results: list[FileResult], settings: Settings, workers: int, run: tuple,
+                 *, clean: bool, progress, replace: bool) -> list[IngestReport]:
+    """The files split over ``workers`` processes writing as part of ``run`` (the write lease's token,
+    and the collection a rebuild builds); their reports, their results added to ``results``."""
     # an article id used by two files fails the later file, as in a serial run (the shares never meet)
     seen: dict[str, Path] = {}
     todo: list[Path] = []
@@ -96,7 +139,8 @@ def ingest_parallel(paths: Iterable[str | Path], settings: Settings, workers: in
     try:
         with ProcessPoolExecutor(len(shares), mp_context=ctx, initializer=_init_worker,
                                  initargs=(queue, threads)) as pool:
-            futures = [pool.submit(_ingest_share, [str(p) for p in share], settings, clean, replace) for share in shares]
+            futures = [pool.submit(_ingest_share, [str(p) for p in share], settings, clean, replace, run)
+                       for share in shares]
             for fut, share in zip(futures, shares):
                 try:
                     reports.append(fut.result())
@@ -112,18 +156,7 @@ def ingest_parallel(paths: Iterable[str | Path], settings: Settings, workers: in
         results.extend(r.files)
     order = {str(p): i for i, p in enumerate(files)}
     results.sort(key=lambda r: order.get(r.path, -1))
-    if prune:
-        results.extend(_prune(store))
-    try:
-        store.keyword_index()  # once, for every worker's writes
-    except RagError as e:
-        log.warning("keyword index not rebuilt: %s", e)
-    stages: dict[str, float] = {}
-    for r in reports:  # summed over the workers: CPU-seconds of each step, not wall time
-        for k, v in r.stages.items():
-            stages[k] = stages.get(k, 0.0) + v
-    return IngestReport(tuple(results), sum(r.chunks_written for r in reports), time.perf_counter() - started,
-                        sum(r.embed_seconds for r in reports), stages)
+    return reports
 
 
 def _init_worker(queue, threads: str) -> None:
@@ -132,9 +165,13 @@ def _init_worker(queue, threads: str) -> None:
     os.environ["OMP_NUM_THREADS"] = threads  # read when the local model loads: the cores are shared
 
 
-def _ingest_share(paths: list[str], settings: Settings, clean: bool, replace: bool) -> IngestReport:
+def _ingest_share(paths: list[str], settings: Settings, clean: bool, replace: bool, run: tuple) -> IngestReport:
+    from rag.embed import get_embedder
+    from rag.store import get_store
+
     def progress(path: str, n: int, total: int) -> None:
         if _progress_queue is not None:
             _progress_queue.put(path)
 
+    get_store(settings, get_embedder(settings)).join_writes(*run)  # the parent's lease, its rebuild
     return ingest_paths(paths, settings, clean=clean, progress=progress, replace=replace, keyword_index=False)

@@ -13,7 +13,7 @@ import numpy as np
 
 from rag.bridge import TERM_VERSION, store_terms
 from rag.embed import Embedder, get_embedder
-from rag.errors import DocumentError, EmbedderMismatchError, RagError, StoreError
+from rag.errors import DocumentError, EmbedderMismatchError, RagError, StoreBusyError, StoreError
 from rag.settings import Settings
 from rag.store import ArticleRecords, ArticleState, ArticleStore, get_store
 from rag.types import FileResult, IngestReport
@@ -106,8 +106,10 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
     article's chunks; a bad file is reported and the rest still ingest. With ``prune``, articles
     whose source file no longer exists are removed. ``keyword_index=False`` leaves the keyword index
     to be rebuilt later (``ingest.parallel`` rebuilds it once after all its workers). ``rebuild``
-    deletes what the store holds first, also when it was built with another embedder; it is refused,
-    leaving the store as it is, when a path does not exist or no page is given (``check_rebuild``).
+    builds a new store from the pages beside the old one (which may be another embedder's) and swaps it
+    in only when it holds at least one article; it is refused, leaving the store as it is, when a path
+    does not exist or no page is given (``check_rebuild``), and fails with ``DocumentError``, leaving
+    the store as it was, when no page could be ingested.
 
     Example::
 
@@ -134,22 +136,70 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
 def _ingest_files(files: list[Path], results: list[FileResult], store, settings: Settings, embedder: Embedder,
                   started: float, *, prune: bool, clean: bool, progress, replace: bool,
                   keyword_index: bool, rebuild: bool = False) -> IngestReport:
-    store.acquire_writer_lock()  # a second writer on an embedded store fails here, at once
-    if rebuild:  # by whoever writes (the store process, for a large ingest), under the writer lock
-        store.reset()
+    # a second writer (the embedded store's lock, a server store's write lease) stops the run here, at once
+    store.begin_writes("rag ingest --rebuild" if rebuild else "rag ingest")
     try:
-        store.count()  # a store built with another embedder stops the run here, at once
-    except EmbedderMismatchError:
-        raise
-    except StoreError as e:  # unreachable: every file will say so, and the summary is printed
-        log.warning("%s", e)
+        model_seconds = embedder.seconds  # time inside the model, cleaning's coherence check included
+        stages = _Stages(embedder)
+        if rebuild:  # by whoever writes (the store process, for a large ingest), beside the live store
+            store.begin_rebuild()
+        try:
+            try:
+                store.count()  # a store built with another embedder stops the run here, at once
+            except (EmbedderMismatchError, StoreBusyError):
+                raise
+            except StoreError as e:  # unreachable: every file will say so, and the summary is printed
+                log.warning("%s", e)
+            written = _ingest_each(files, results, store, settings, embedder, stages, clean=clean,
+                                   progress=progress, replace=replace)
+            if prune:
+                with stages("prune"):
+                    results.extend(_prune(store))
+            if rebuild:
+                finish_rebuild(store, results)
+        except BaseException:
+            if rebuild:
+                abort_rebuild(store)
+            raise
+        with stages("keyword_index"):
+            try:
+                if keyword_index:
+                    store.keyword_index()  # rebuild and save now rather than on the first question
+            except RagError as e:  # the store went away: every file already says so; the next run rebuilds it
+                log.warning("keyword index not rebuilt: %s", e)
+        return IngestReport(tuple(results), written, time.perf_counter() - started, embedder.seconds - model_seconds,
+                            stages.report())
+    finally:
+        store.end_writes()
+
+
+def finish_rebuild(store, results: list[FileResult]) -> None:
+    """Swap a rebuilt store in (``ArticleStore.finish_rebuild``), or say why the old one was kept."""
+    if store.finish_rebuild():
+        return
+    failed = [r for r in results if r.status == "failed"]
+    why = f" ({len(failed)} failed; first: {failed[0].message[:300]})" if failed else ""
+    raise DocumentError(f"--rebuild: no page could be ingested{why}; nothing was replaced (the store is as it was)")
+
+
+def abort_rebuild(store) -> None:
+    """Drop an interrupted rebuild's collections if the store still answers (what is left is never
+    read, and the next rebuild or ``rag doctor --repair`` deletes it)."""
+    try:
+        store.abort_rebuild()
+    except Exception as e:
+        log.warning("the unfinished rebuild was not dropped (it is never read; rag doctor --repair deletes it): %s", e)
+
+
+def _ingest_each(files: list[Path], results: list[FileResult], store, settings: Settings, embedder: Embedder,
+                 stages: "_Stages", *, clean: bool, progress, replace: bool) -> int:
+    """Ingest the files into ``store``, their results added to ``results`` in file order; the chunks
+    written are returned."""
     seen_ids: dict[str, Path] = {}
     written = 0
     pending: list[tuple[FileResult, ArticleRecords]] = []
     in_flight: list[FileResult] = []  # written by the store process, not yet confirmed
     order = {str(p): i for i, p in enumerate(files)}
-    model_seconds = embedder.seconds  # time inside the model, cleaning's coherence check included
-    stages = _Stages(embedder)
     states: dict[str, ArticleState] = {}
     next_states = _states_request(store, files[:STATE_BATCH])
     for n, path in enumerate(files, 1):
@@ -185,17 +235,7 @@ def _ingest_files(files: list[Path], results: list[FileResult], store, settings:
     written += _flush(store, pending, in_flight, results, stages, embedder)
     written += _settle(store, in_flight, results, stages)
     results.sort(key=lambda r: order.get(r.path, -1))  # file order; bad paths first, as collected
-    if prune:
-        with stages("prune"):
-            results.extend(_prune(store))
-    with stages("keyword_index"):
-        try:
-            if keyword_index:
-                store.keyword_index()  # rebuild and save now rather than on the first question
-        except RagError as e:  # the store went away: every file already says so; the next run rebuilds it
-            log.warning("keyword index not rebuilt: %s", e)
-    return IngestReport(tuple(results), written, time.perf_counter() - started, embedder.seconds - model_seconds,
-                        stages.report())
+    return written
 
 
 def _flush(store, pending: list, in_flight: list[FileResult], results: list[FileResult], stages: "_Stages",

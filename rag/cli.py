@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="remove stored articles whose files are gone")
     p.add_argument("--replace", action="store_true",
                    help="let a file replace a stored article of the same name that came from another path")
-    p.add_argument("--rebuild", action="store_true", help="delete the store's contents first (e.g. after changing embedder)")
+    p.add_argument("--rebuild", action="store_true",
+                   help="build a new store from these pages beside the old one (e.g. after changing embedder), and "
+                        "replace the old one only when at least one page was ingested")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="split the files over N processes (needs a Chroma server: RAG_CHROMA_URL)")
     _common(p)
@@ -81,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "Default: none; the connecting address is the client")
     _common(p)
 
-    p = sub.add_parser("doctor", help="check the store for inconsistencies (and --repair them)")
+    p = sub.add_parser("doctor", help="check the store for inconsistencies (and --repair them); says when it is empty")
     p.add_argument("--repair", action="store_true", help="re-ingest or remove broken articles, delete orphans, rebuild the keyword index")
     _common(p)
 
@@ -201,7 +203,10 @@ def _cmd_doctor(args, settings: Settings) -> int:
             print(f"PROBLEM  {p}")
         for r in report.repairs:
             print(f"REPAIRED {r}")
-        print("consistent" if report.ok else ("repaired" if report.repairs else "inconsistent: run rag doctor --repair"))
+        verdict = "consistent" if report.ok else ("repaired" if report.repairs else "inconsistent: run rag doctor --repair")
+        if report.empty and (report.ok or report.repairs):  # not an error (a new store), but never "healthy"
+            verdict += ", but EMPTY: the store holds no article (add pages with rag ingest PATH)"
+        print(verdict)
     return 0 if report.ok or report.repairs else 1
 
 

@@ -17,6 +17,10 @@ class StoreError(RagError):
     """The store cannot be opened or written as asked."""
 
 
+class StoreBusyError(StoreError):
+    """Another process is writing the store (its writer lock or its server write lease is held)."""
+
+
 class EmbedderMismatchError(StoreError):
     """The store was built with another embedder than the one configured."""
 

@@ -9,13 +9,27 @@ collection (schema 1) put every sentence in an HNSW index nothing searched, whic
 store's write time, memory and cold start; such a store is migrated when opened (``_migrate``).
 Chroma is the source of truth: the BM25 keyword index (``rag.keyword``) is a cache rebuilt from the
 chunk records whenever the collection's ``generation`` (bumped on every write) differs from the
-cached one, so it stays consistent across restarts, other processes and server mode. The writer lock is ``rag.writer_lock``'s.
+cached one, so it stays consistent across restarts, other processes and server mode. The writer lock
+and a server store's write lease are ``rag.writer_lock``'s.
+
+A rebuild (``rag ingest --rebuild``) never empties the live store: it writes a new chunk collection
+(and term collections) under a new name beside it, ``<collection>__g<random>``, which readers do not
+see; then one write to the store's pointer, a collection ``<collection>__live`` whose metadata names
+the live chunk collection, swaps it in, and only then are the old collections deleted. A rebuild
+that stored nothing is dropped instead. So a kill at any moment leaves the old store or the new one;
+what an interrupted rebuild or deletion leaves over is never read, and is deleted by the next rebuild
+or ``rag doctor --repair``. A store without a pointer (every store before its first rebuild) keeps its
+chunks in ``<collection>`` itself. Readers re-read the pointer once per question (``generation``), and
+a read that finds its collection deleted follows the pointer and is tried again (``_Live``), so a
+server store's readers follow a swap without a restart.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
 import threading
 import uuid
 from collections import OrderedDict
@@ -24,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import EmbedderMismatchError, StoreError
+from .errors import EmbedderMismatchError, StoreBusyError, StoreError
 from .keyword import KeywordCache, KeywordIndex
 from .records import (ArticleRecords, ArticleState, StoredArticle, StoredRecord, StoredSentence, build_where,
                       chunk_from_record, chunk_metadata, chunk_sentence_vectors, content_id, encode_vectors,
@@ -32,7 +46,7 @@ from .records import (ArticleRecords, ArticleState, StoredArticle, StoredRecord,
 from .settings import Settings
 from .terms import TermCollections
 from .types import Chunk
-from .writer_lock import acquire_writer_lock, folder_to_open
+from .writer_lock import ServerLease, acquire_writer_lock, folder_to_open
 
 __all__ = ["ArticleRecords", "ArticleState", "ArticleStore", "StoredArticle", "StoredRecord", "StoredSentence",
            "content_id", "forget_store", "get_store"]
@@ -66,6 +80,32 @@ class _Retrying:
         return call
 
 
+class _Live:
+    """The store's chunk collection. A read that finds it deleted (a rebuild swapped another one in and
+    deleted this one) follows the store's pointer and is tried once more on the collection it names."""
+
+    _READS = frozenset({"count", "get", "peek", "query"})
+
+    def __init__(self, collection, store: "ArticleStore") -> None:
+        self._col = collection
+        self._store = store
+
+    def __getattr__(self, name):
+        attr = getattr(self._col, name)
+        if name not in self._READS:
+            return attr
+
+        def read(*args, **kwargs):
+            try:
+                return attr(*args, **kwargs)
+            except Exception as e:
+                if not _missing(e):
+                    raise
+                return getattr(self._store._followed(self)._col, name)(*args, **kwargs)
+
+        return read
+
+
 class ArticleStore:
     """Chunks and sentences of articles in Chroma, plus the keyword index kept in step with them."""
 
@@ -75,11 +115,15 @@ class ArticleStore:
         self.dim = dim
         self._lock = threading.RLock()
         self._client = None
-        self._chunks = None
+        self._chunks: _Live | None = None
+        self._live: str | None = None  # the name of the chunk collection held (while rebuilding: the new one)
+        self._building: str | None = None  # the collection a rebuild writes into, not yet swapped in
         self._vector_memo: OrderedDict[str, tuple[str, list]] = OrderedDict()
-        self.terms = TermCollections(self._opened_client, settings.collection, self._lock, self.acquire_writer_lock)
+        self.terms = TermCollections(self._opened_client, self._live_name, self._lock, self.acquire_writer_lock)
         self._keywords = KeywordCache(self._keyword_dir(), self._keyword_records)
         self._writer_lock = None
+        self._lease: ServerLease | None = None  # a server store's, while this process writes it
+        self._writes = 0  # nested begin_writes() calls
         self._unreachable_until = 0.0
 
     def _retry(self, call):
@@ -146,11 +190,20 @@ class ArticleStore:
         with self._lock:
             if self._chunks is not None:
                 return
-            meta = {"embedder": self.embedder_name, "dim": self.dim, "schema": SCHEMA}
-            name = self.settings.collection
-            chunks = client.get_or_create_collection(
-                name, metadata={**meta, "generation": "0"}, configuration={"hnsw": {"space": "cosine"}},
-                embedding_function=None)
+            for _ in range(3):
+                name = self._building or self._resolve_live(client)
+                try:
+                    chunks = self._get_chunks(client, name)
+                except Exception as e:
+                    if not _missing(e):
+                        raise
+                    continue  # swapped out and deleted between reading the pointer and opening it
+                if name == self.settings.collection and not self._building and self._resolve_live(client) != name:
+                    continue  # a rebuild swapped in meanwhile (what was just made is a leftover)
+                break
+            else:
+                raise StoreError(f"the store at {self.location} names {name!r} as its chunk collection, but there "
+                                 "is no such collection; rebuild the store (rag ingest PATH --rebuild)")
             stored = chunks.metadata or {}
             if stored.get("embedder") != self.embedder_name or int(stored.get("dim", -1)) != self.dim:
                 raise EmbedderMismatchError(
@@ -160,11 +213,58 @@ class ArticleStore:
                     "or rebuild this one with the new embedder (rag ingest PATH --rebuild: deletes what it holds)."
                 )
             if int(stored.get("schema", SCHEMA)) < SCHEMA or _legacy_sentences(name) in _collection_names(client):
-                self._migrate(client, chunks)
-            self._chunks = chunks
+                self._migrate(client, chunks, name)
+            self._chunks = _Live(chunks, self)
+            self._live = name
+            self._vector_memo.clear()
             self.terms.forget()
 
-    def _migrate(self, client, chunks) -> None:
+    def _get_chunks(self, client, name: str):
+        """The chunk collection ``name``; a store's first (no pointer yet) is made on first use."""
+        if name == self.settings.collection and not self._building:
+            return client.get_or_create_collection(
+                name, metadata={"embedder": self.embedder_name, "dim": self.dim, "schema": SCHEMA, "generation": "0"},
+                configuration={"hnsw": {"space": "cosine"}}, embedding_function=None)
+        return client.get_collection(name, embedding_function=None)
+
+    def _resolve_live(self, client) -> str:
+        """The chunk collection the store's pointer names (without a pointer: ``<collection>`` itself)."""
+        try:
+            pointer = client.get_collection(_pointer_name(self.settings.collection), embedding_function=None)
+        except Exception as e:
+            if not _missing(e):
+                raise
+            return self.settings.collection
+        return str((pointer.metadata or {}).get("live") or self.settings.collection)
+
+    def _live_name(self) -> str:
+        self._open()
+        return self._live
+
+    def _follow(self) -> bool:
+        """Re-read the pointer and switch to the collection it names, if that is not the one held
+        (whether it switched). A store building a rebuild does not: its writes go to the new one."""
+        if self._building:
+            return False
+        name = self._resolve_live(self._connect())
+        with self._lock:
+            if self._chunks is not None and name == self._live:
+                return False
+            self._chunks = None
+            self._open()
+            return True
+
+    def _followed(self, held: _Live) -> _Live:
+        """The chunk collection to read after ``held`` was found deleted."""
+        with self._lock:
+            if self._chunks is not None and self._chunks is not held:  # another thread followed already
+                return self._chunks
+            if not self._follow():
+                raise StoreError(f"the store's collection {self._live!r} at {self.location} was deleted by another "
+                                 "program; rebuild the store (rag ingest PATH --rebuild)")
+            return self._chunks
+
+    def _migrate(self, client, chunks, name: str) -> None:
         """Schema 1 → 2: copy each sentence's vector from the old sentence collection into its chunk's
         record, then drop that collection. Safe to interrupt: a chunk already holding its vectors is
         not touched again, and the collection is dropped only after every chunk was done. A sentence
@@ -172,7 +272,7 @@ class ArticleStore:
         so the next ingest of its file embeds it again."""
         self._writer_lock = self._writer_lock or (None if self.settings.chroma_url
                                                   else acquire_writer_lock(self.settings.store_dir))
-        legacy = _legacy_sentences(self.settings.collection)
+        legacy = _legacy_sentences(name)
         names = _collection_names(client)
         total = chunks.count()
         log.warning("upgrading the store at %s (%d chunks) to schema %d: sentence vectors move into the chunk "
@@ -316,10 +416,65 @@ class ArticleStore:
     # ---- writing ------------------------------------------------------------------------------
     def acquire_writer_lock(self) -> None:
         """Claim the embedded store for writing in this process, or fail at once (``rag.writer_lock``).
-        A Chroma server (``RAG_CHROMA_URL``) takes any number of writers, so no lock is taken there."""
-        if self.settings.chroma_url or self._writer_lock is not None:
+        On a Chroma server (``RAG_CHROMA_URL``), check that this run still holds the store's write lease
+        (``begin_writes``); a run whose start could not reach the server takes it here, at its first write."""
+        if self.settings.chroma_url:
+            with self._lock:
+                if self._lease is not None:
+                    self._lease.check()
+                elif self._writes:
+                    self._lease = self._take_lease("rag ingest")
+            return
+        if self._writer_lock is not None:
             return
         self._writer_lock = acquire_writer_lock(self.settings.store_dir)
+
+    def begin_writes(self, purpose: str = "rag ingest") -> str | None:
+        """Start a run of writes (an ingest, a rebuild, a repair): claim the embedded store's writer
+        lock (held until the process exits), or take a server store's write lease (held until the
+        matching ``end_writes``), failing at once with ``StoreBusyError`` while another run holds it.
+        Returns the lease's token, which a run's worker processes ``join_writes`` with."""
+        if not self.settings.chroma_url:
+            self.acquire_writer_lock()
+            return None
+        with self._lock:
+            self._writes += 1
+            if self._lease is None:
+                try:
+                    self._lease = self._take_lease(purpose)
+                except StoreBusyError:
+                    self._writes -= 1
+                    raise
+                except StoreError:  # unreachable: the next call says so, and the first write takes the lease
+                    pass
+            return self._lease.token if self._lease is not None else None
+
+    def end_writes(self) -> None:
+        """End a run of writes: the last ``end_writes`` gives a server store's write lease up."""
+        if not self.settings.chroma_url:
+            return
+        with self._lock:
+            self._writes = max(0, self._writes - 1)
+            lease, self._lease = (self._lease, None) if self._writes == 0 else (None, self._lease)
+        if lease is not None:
+            lease.release()
+
+    def join_writes(self, token: str | None, building: str | None = None) -> None:
+        """Write as part of the run holding the lease ``token`` (a worker of a ``--workers`` ingest),
+        into ``building`` when that run is a rebuild."""
+        with self._lock:
+            if token is not None and self.settings.chroma_url:
+                self._lease = ServerLease.join(self._connect(), _lease_name(self.settings.collection), token,
+                                               self._described())
+                self._writes += 1
+            if building is not None:
+                self._building, self._chunks = building, None
+
+    def _take_lease(self, purpose: str) -> ServerLease:
+        return ServerLease.take(self._connect(), _lease_name(self.settings.collection), purpose, self._described())
+
+    def _described(self) -> str:
+        return f"{self.settings.collection!r} at {self.location}"
 
     def write_articles(self, batch: list["ArticleRecords"]) -> None:
         """Replace the records of several articles in a few Chroma calls (each call is a transaction
@@ -349,6 +504,7 @@ class ArticleStore:
             self._upsert(self._chunks, c_ids, c_vecs, c_docs, c_meta)
             self._delete_stale_many(self._chunks, keep)
             self._bump_generation()
+        log.debug("wrote %d chunks of %d articles into %s", len(c_ids), len(batch), self._live)
 
     def _upsert(self, col, ids, vecs, docs, metas) -> None:
         step = max(1, min(self._client.get_max_batch_size(), 4000))
@@ -402,10 +558,19 @@ class ArticleStore:
         self._chunks.modify(metadata=meta)
 
     def generation(self) -> str:
-        """The current write generation (read fresh: another process or server client may write)."""
+        """The current write generation (read fresh: another process or server client may write) of
+        the chunk collection the pointer names now: a reader follows a rebuild's swap here, once a question."""
         self._open()
-        col = self._client.get_collection(self.settings.collection, embedding_function=None)
-        return str((col.metadata or {}).get("generation", "0"))
+        self._follow()
+        for _ in range(3):
+            try:
+                col = self._client.get_collection(self._live, embedding_function=None)
+                return str((col.metadata or {}).get("generation", "0"))
+            except Exception as e:
+                if not _missing(e):
+                    raise
+                self._followed(self._chunks)
+        raise StoreError(f"the store at {self.location} changed its chunk collection three times in a row; try again")
 
     # ---- searching -----------------------------------------------------------------------------
     def dense_search(self, vector: np.ndarray, k: int, filters: dict | None = None) -> list[tuple[Chunk, float]]:
@@ -480,16 +645,31 @@ class ArticleStore:
 
     # ---- term vectors (rag.bridge; rag.terms keeps them) ---------------------------------------------
     def missing_terms(self, forms: list[str], encoder: str) -> list[str]:
-        return self.terms.missing(forms, encoder)
+        return self._term_read(lambda: self.terms.missing(forms, encoder))
 
     def write_terms(self, forms: list[str], vecs: np.ndarray, hubs: np.ndarray, encoder: str) -> None:
         self.terms.write(forms, vecs, hubs, encoder, self._upsert)
 
     def has_terms(self, encoder: str) -> bool:
-        return self.terms.has(encoder)
+        return self._term_read(lambda: self.terms.has(encoder))
 
     def nearest_terms(self, vectors: np.ndarray, n: int, encoder: str) -> list[list[tuple[str, float, float]]]:
-        return self.terms.nearest(vectors, n, encoder)
+        return self._term_read(lambda: self.terms.nearest(vectors, n, encoder))
+
+    def _term_read(self, read):
+        """``read()`` of the term collections of the chunk collection the pointer names now (a term
+        collection is made on first use, so one of a store swapped out would be made again), tried
+        once more if a swap happens meanwhile."""
+        self._open()
+        self._follow()
+        held = self._chunks
+        try:
+            return read()
+        except Exception as e:
+            if not _missing(e):
+                raise
+            self._followed(held)
+            return read()
 
     # ---- keyword index (rag.keyword keeps it in step with the generation) ----------------------------
     def keyword_search(self, tokens: list[str], k: int, filters: dict | None = None) -> list[tuple[str, float]]:
@@ -511,29 +691,141 @@ class ArticleStore:
             return self.settings.store_dir.parent / "keyword-cache" / key
         return self.settings.store_dir / f"keyword-{self.settings.collection}"
 
-    def reset(self) -> None:
-        """Delete the collections and the keyword cache (``rag ingest --rebuild``): also of a store built
-        with another embedder, which is what a rebuild is for."""
-        self._connect()
+    # ---- rebuilding beside the live store -----------------------------------------------------------
+    def begin_rebuild(self) -> str:
+        """Start a rebuild: a new, empty chunk collection beside the live one (which may hold another
+        embedder's vectors), which this store's writes go to and readers do not see until
+        ``finish_rebuild``. Call it inside ``begin_writes``. Returns the new collection's name."""
+        client = self._connect()
         self.acquire_writer_lock()
         with self._lock:
-            present = _collection_names(self._client)  # a fresh store has none, and nothing is deleted
-            terms = sorted(n for n in present if n.startswith(f"{self.settings.collection}__terms"))
-            legacy = _legacy_sentences(self.settings.collection)
-            names = [n for n in (self.settings.collection, legacy, *terms) if n in present]
-            for name in names:
-                try:
-                    self._client.delete_collection(name)
-                except Exception as e:  # already gone is fine; anything else is reported
-                    log.warning("could not delete collection %s: %s", name, e)
-            self._keywords.clear()
-            self._chunks = None
-            self.terms.forget()
-        # a store object of this process opened with another embedder holds the deleted collection: drop it,
-        # so the next get_store for that embedder opens the store afresh instead of a dangling collection
+            name = _build_name(self.settings.collection)
+            meta = {"embedder": self.embedder_name, "dim": self.dim, "schema": SCHEMA, "generation": uuid.uuid4().hex}
+            client.create_collection(name, metadata=meta, configuration={"hnsw": {"space": "cosine"}},
+                                     embedding_function=None)
+            self._building, self._chunks = name, None
+        log.info("rebuild: building %s beside the live store at %s", name, self.location)
+        return name
+
+    def finish_rebuild(self) -> int:
+        """Swap the rebuilt collection in with one write to the pointer if it holds at least one chunk,
+        then delete the collections it replaces (and what interrupted rebuilds left); if it holds
+        none, delete it and keep the store as it was. Returns the chunks swapped in (0: none)."""
+        name = self._building
+        if name is None:
+            raise StoreError("finish_rebuild: no rebuild was begun")
+        self.acquire_writer_lock()
+        client = self._connect()
+        self._open()
+        with self._lock:
+            held = self._chunks.count()
+            if not held:
+                self.abort_rebuild()
+                return 0
+            _set_pointer(client, _pointer_name(self.settings.collection), name)
+            log.info("rebuild: %s is live at %s", name, self.location)
+            self._building = None
+        self.drop_leftovers()
+        # a store object of this process opened with another embedder holds a collection now deleted:
+        # drop it, so the next get_store for that embedder opens the new store (and says it is another's)
         with _stores_lock:
             for key in [k for k, v in _stores.items() if v is not self and k[:3] == _location(self.settings)]:
                 del _stores[key]
+        return held
+
+    def abort_rebuild(self) -> None:
+        """Drop an unfinished rebuild's collections; the live store was never touched."""
+        with self._lock:
+            name, self._building, self._chunks = self._building, None, None
+            if name is None:
+                return
+            client = self._connect()
+            for leftover in sorted(n for n in _collection_names(client) if _generation_of(n, self.settings.collection) == name):
+                _delete(client, leftover)
+        log.info("rebuild: dropped %s; the store at %s is as it was", name, self.location)
+
+    def leftovers(self) -> dict[str, int]:
+        """Collections of this store that no reader uses (what an interrupted rebuild, or the deletion
+        after one, left; or a rebuild running now), with the records each holds."""
+        client = self._connect()
+        keep = {self._building, self._resolve_live(client)}
+        out = {}
+        for name in sorted(_collection_names(client)):
+            if _generation_of(name, self.settings.collection) not in (None, *keep):
+                try:
+                    out[name] = client.get_collection(name, embedding_function=None).count()
+                except Exception as e:  # deleted meanwhile
+                    if not _missing(e):
+                        raise
+        return out
+
+    def drop_leftovers(self) -> list[str]:
+        """Delete the collections ``leftovers`` names (under the writer lock or lease)."""
+        self.acquire_writer_lock()
+        client = self._connect()
+        names = list(self.leftovers())
+        for name in names:
+            _delete(client, name)
+            log.debug("rebuild: deleted %s", name)
+        return names
+
+
+def _missing(e: BaseException) -> bool:
+    """Whether ``e`` is Chroma saying that a collection does not exist."""
+    from chromadb.errors import NotFoundError
+
+    return isinstance(e, NotFoundError)
+
+
+def _delete(client, name: str) -> None:
+    try:
+        client.delete_collection(name)
+    except Exception as e:  # already gone is fine; anything else is reported
+        if not _missing(e):
+            log.warning("could not delete collection %s: %s", name, e)
+
+
+def _set_pointer(client, pointer: str, live: str) -> None:
+    """Name ``live`` as the store's chunk collection: one write (made with the pointer, or a change of it)."""
+    meta = {"live": live}
+    try:
+        client.create_collection(pointer, metadata=meta, embedding_function=None)
+        return
+    except Exception as e:
+        if "already exists" not in str(e):
+            raise
+    client.get_collection(pointer, embedding_function=None).modify(metadata=meta)
+
+
+def _short(collection: str, width: int) -> str:
+    """``collection``, or a prefix of it and a hash of all of it, in at most ``width`` characters."""
+    if len(collection) <= width:
+        return collection
+    return f"{collection[:width - 9]}-{hashlib.sha256(collection.encode()).hexdigest()[:8]}"
+
+
+def _pointer_name(collection: str) -> str:
+    return f"{_short(collection, 57)}__live"
+
+
+def _lease_name(collection: str) -> str:
+    return f"{_short(collection, 56)}__lease"
+
+
+def _build_name(collection: str) -> str:
+    """A new name for a rebuild's chunk collection (short enough for its term collections' names)."""
+    return f"{_short(collection, 32)}__g{uuid.uuid4().hex[:10]}"
+
+
+def _generation_of(name: str, collection: str) -> str | None:
+    """The chunk collection whose store data the collection ``name`` is (itself, its term collections,
+    a schema-1 sentence collection), for the store ``collection``; None for anything else."""
+    built = re.match(rf"{re.escape(_short(collection, 32))}__g[0-9a-f]{{10}}(?=$|__)", name)
+    if built:
+        return built.group(0)
+    if name == collection or name.startswith(f"{collection}__terms") or name == _legacy_sentences(collection):
+        return collection
+    return None
 
 
 def _legacy_sentences(collection: str) -> str:

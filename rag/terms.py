@@ -1,6 +1,7 @@
 """The store's term collections: one Chroma collection per word encoder of the English-to-Korean term
 bridge (``rag.bridge``), one record per Korean noun seen in any article (its vector and hub penalty).
-A cache of word vectors, not tied to articles: deleting an article leaves its terms, harmlessly."""
+A cache of word vectors, not tied to articles: deleting an article leaves its terms, harmlessly. They
+are named after the store's chunk collection, so a rebuild makes its own beside it (``rag.store``)."""
 
 from __future__ import annotations
 
@@ -20,10 +21,10 @@ EF_SEARCH = 400
 
 
 class TermCollections:
-    def __init__(self, client: Callable[[], object], collection: str, lock: threading.RLock,
+    def __init__(self, client: Callable[[], object], chunk_collection: Callable[[], str], lock: threading.RLock,
                  before_write: Callable[[], None]) -> None:
         self._client = client  # opens the store's Chroma client on first use
-        self._collection = collection
+        self._chunk_collection = chunk_collection  # the name of the chunk collection the terms go with
         self._lock = lock
         self._before_write = before_write  # the writer lock
         self._cols: dict = {}
@@ -33,7 +34,7 @@ class TermCollections:
     def name(self, encoder: str) -> str:
         from .bridge import TERM_VERSION
 
-        return f"{self._collection}__terms{TERM_VERSION}_{encoder}"
+        return f"{self._chunk_collection()}__terms{TERM_VERSION}_{encoder}"
 
     def _col(self, encoder: str):
         col = self._cols.get(encoder)

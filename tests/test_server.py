@@ -178,3 +178,142 @@ def test_parallel_ingest_over_two_workers_matches_a_serial_one(chroma_server, tm
     rebuilt = ingest_parallel([pages], par, 2, rebuild=True)  # deleted first, then every page is new again
     assert rebuilt.count("new") == 7 and rebuilt.chunks_written == one.chunks_written
     assert {r.record_id for r in p_store.all_records()} == {r.record_id for r in s_store.all_records()}
+
+
+def test_readers_follow_a_rebuild_of_a_server_store_without_a_restart(chroma_server, tmp_path):
+    """A process with the store open (as `rag ui` has) asks while another rebuilds the server store:
+    the old store answers until the swap, the new one after it, and no question fails."""
+    s = Settings(store_dir=tmp_path / "local" / "store", chroma_url=chroma_server, collection="srv_swap")
+    old, new = tmp_path / "old", tmp_path / "new"
+    old.mkdir()
+    new.mkdir()
+    shutil.copy(SEEDS / "004_cf5fbeec96a7a50c.txt", old)
+    shutil.copy(DATA / "battery_page.txt", new)
+    assert ingest_paths([old], s).count("new") == 1
+    seed = "004_cf5fbeec96a7a50c"
+
+    def asked() -> set[str]:  # the articles a question's passages came from
+        return {h.chunk.article_id for h in ask(SEED_Q[0], settings=s).retrieved}
+
+    assert asked() == {seed}
+    env = {**ENV, "RAG_CHROMA_URL": chroma_server, "RAG_COLLECTION": "srv_swap", "RAG_STORE": str(tmp_path / "cli")}
+    rebuild = subprocess.Popen([sys.executable, "-m", "rag", "ingest", str(new), "--rebuild"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    during, errors = [], []
+    while rebuild.poll() is None:
+        try:
+            during.append(asked())
+        except Exception as e:  # any failure while the store is rebuilt is the bug this test is about
+            errors.append(repr(e))
+    out, err = rebuild.communicate(timeout=300)
+    assert rebuild.returncode == 0 and "1 new" in out, err
+    assert not errors, errors[:3]
+    assert during and during[0] == {seed}  # the old store answered while the new one was built
+    assert asked() == {"battery_page"}  # the same process, not restarted, reads the new store
+    assert set(get_store(s, get_embedder(s)).articles()) == {"battery_page"}
+
+
+def _collections(url: str) -> set[str]:
+    import chromadb
+    from urllib.parse import urlparse
+
+    u = urlparse(url)
+    return {c.name for c in chromadb.HttpClient(host=u.hostname, port=u.port).list_collections()}
+
+
+def test_a_server_store_takes_one_writing_run_at_a_time(chroma_server, tmp_path):
+    """A rebuild while a `--workers 2` ingest runs is refused in one line, naming the run that writes;
+    the ingest finishes whole, gives its lease up, and the rebuild then runs."""
+    import time
+
+    env = {**ENV, "RAG_CHROMA_URL": chroma_server, "RAG_COLLECTION": "srv_lease", "RAG_STORE": str(tmp_path / "cli")}
+    pages, other = tmp_path / "pages", tmp_path / "other"
+    shutil.copytree(SEEDS, pages)
+    other.mkdir()
+    shutil.copy(DATA / "battery_page.txt", other)
+    first = subprocess.Popen([sys.executable, "-m", "rag", "ingest", str(pages), "--workers", "2"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while "srv_lease" not in _collections(chroma_server) and time.time() < deadline:  # the ingest has begun
+        assert first.poll() is None, first.communicate()[1]
+        time.sleep(0.2)
+    second = subprocess.run([sys.executable, "-m", "rag", "ingest", str(other), "--rebuild"], env=env,
+                            capture_output=True, text=True, timeout=300)
+    out, err = first.communicate(timeout=600)
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert f"being written by rag ingest (pid {first.pid} " in second.stderr and "Wait for it" in second.stderr
+    assert first.returncode == 0 and "5 new" in out and "Traceback" not in err, err
+    assert "srv_lease__lease" not in _collections(chroma_server)  # given up at the end
+    s = Settings(store_dir=tmp_path / "local" / "store", chroma_url=chroma_server, collection="srv_lease")
+    assert len(get_store(s, get_embedder(s)).articles()) == 5
+    again = subprocess.run([sys.executable, "-m", "rag", "ingest", str(other), "--rebuild"], env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert set(get_store(s, get_embedder(s)).articles()) == {"battery_page"}
+
+
+def test_a_killed_writers_lease_expires(chroma_server, tmp_path):
+    import time
+
+    from rag.errors import StoreBusyError
+    from rag.writer_lock import ServerLease
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time, chromadb; from rag.writer_lock import ServerLease; "
+        "from urllib.parse import urlparse; u = urlparse(sys.argv[1]); "
+        "c = chromadb.HttpClient(host=u.hostname, port=u.port); "
+        "ServerLease.take(c, 'srv_dead__lease', 'a writer killed later', 'srv_dead', ttl=4); "
+        "print('held', flush=True); time.sleep(120)"), chroma_server], env=ENV, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+    finally:
+        holder.kill()  # SIGKILL: the lease is neither renewed nor given up
+        holder.wait()
+    import chromadb
+    from urllib.parse import urlparse
+
+    u = urlparse(chroma_server)
+    client = chromadb.HttpClient(host=u.hostname, port=u.port)
+    with pytest.raises(StoreBusyError, match="being written by a writer killed later"):
+        ServerLease.take(client, "srv_dead__lease", "the next writer", "srv_dead")
+    time.sleep(4.5)
+    lease = ServerLease.take(client, "srv_dead__lease", "the next writer", "srv_dead")
+    held = client.get_collection("srv_dead__lease").metadata
+    assert held["owner"].startswith("the next writer") and held["token"] == lease.token
+    lease.release()
+    assert "srv_dead__lease" not in {c.name for c in client.list_collections()}
+
+
+def test_an_upload_while_another_run_writes_the_server_store_fails_in_one_line(chroma_server, tmp_path):
+    import chromadb
+    from urllib.parse import urlparse
+
+    from gradio_client import Client, handle_file
+
+    from rag.writer_lock import ServerLease
+
+    env = {**ENV, "RAG_CHROMA_URL": chroma_server, "RAG_COLLECTION": "srv_ui_lease", "RAG_STORE": str(tmp_path / "store")}
+    port = free_port()
+    log = tmp_path / "ui.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "rag", "ui", "--port", str(port)], env=env, stdout=fh,
+                                stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        wait_http(url, proc, log)
+        u = urlparse(chroma_server)
+        lease = ServerLease.take(chromadb.HttpClient(host=u.hostname, port=u.port), "srv_ui_lease__lease",
+                                 "a rebuild elsewhere", "srv_ui_lease")
+        upload = tmp_path / "battery.txt"
+        shutil.copy(DATA / "battery_page.txt", upload)
+        client = Client(url, verbose=False)
+        table = client.predict([handle_file(str(upload))], api_name="/add_files")[0]
+        assert "| battery.txt | failed |" in table and "being written by a rebuild elsewhere" in table, table
+        assert not list((tmp_path / "store" / "uploads").glob("*"))  # a rejected upload is not kept
+        lease.release()
+        table = client.predict([handle_file(str(upload))], api_name="/add_files")[0]
+        assert "| battery.txt | new |" in table, table
+        assert "Traceback" not in log.read_text(errors="replace")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

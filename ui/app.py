@@ -19,7 +19,7 @@ from pathlib import Path
 
 from rag.errors import ConfigError, QuestionError, RagError
 from rag.settings import Settings, mask_credentials
-from rag.types import Answer
+from rag.types import Answer, FileResult, IngestReport
 
 EXAMPLES = [
     "샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?",
@@ -222,8 +222,11 @@ def add_uploads(files, settings: Settings, progress=None, lock=None) -> list[tup
         shutil.copyfile(src, dest)
         accepted.append(dest)
     if accepted:
-        with lock or threading.Lock():
-            report = ingest_paths(accepted, settings, progress=progress)
+        try:
+            with lock or threading.Lock():
+                report = ingest_paths(accepted, settings, progress=progress)
+        except RagError as e:  # e.g. another process writes a server store (its write lease)
+            report = IngestReport(tuple(FileResult(str(p), p.stem, "failed", message=str(e)) for p in accepted), 0, 0.0)
         for r in report.files:
             rows.append((Path(r.path).name, r.status, _without_server_paths(r.message or f"{r.chunks} chunks",
                                                                             upload_dir, settings.store_dir)))
