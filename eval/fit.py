@@ -323,37 +323,14 @@ def fit_ranker(rows, C: float | None = None, folds: int = 5) -> tuple[dict, dict
         yq.append(int(r["item"]["answerable"] and len(r["y"]) > 0 and bool(r["y"][order[0]])))
     Q, yq = np.array(Q), np.array(yq)
 
-    def oof_confidence(c: float) -> np.ndarray:
-        out = np.zeros(len(rows))
-        for f in range(folds):
-            test = fold_of == f
-            if not test.any() or len(set(yq[~test])) < 2:
-                continue
-            m = LinearModel.fit(Q[~test], yq[~test], CONFIDENCE_FEATURES, C=c)
-            out[test] = m.predict_proba(Q[test])[:, 1]
-        return out
-
-    def log_loss(p: np.ndarray) -> float:
-        p = np.clip(p, 1e-6, 1 - 1e-6)
-        return float(-np.mean(yq * np.log(p) + (1 - yq) * np.log(1 - p)))
-
-    # the calibration model's regularisation: the best out-of-fold log loss (calibration, not ranking)
-    conf_runs = {c: oof_confidence(c) for c in C_GRID}
-    conf_C = min(C_GRID, key=lambda c: log_loss(conf_runs[c]))
-    oof_conf = conf_runs[conf_C]
+    conf_C, oof_conf = confidence_oof(Q, yq, fold_of, CONFIDENCE_FEATURES, folds)
     conf_model = LinearModel.fit(Q, yq, CONFIDENCE_FEATURES, C=conf_C)
-    best = (-1.0, 0.5)
-    for t in np.linspace(0.02, 0.98, 49):
-        answered = oof_conf >= t
-        correct = np.where(answerable, answered & (yq == 1), ~answered)
-        if correct.mean() > best[0]:
-            best = (float(correct.mean()), round(float(t), 3))
-    threshold = best[1]
+    threshold, overall = best_threshold(oof_conf, yq, answerable)
     answered = oof_conf >= threshold
     report = {
         "questions": len(rows), "answerable": int(answerable.sum()), "retrieved_an_answer": int(reachable.sum()),
         "C": C, "cv_top1_by_C": {c: round(top1(v), 4) for c, v in results.items()}, "confidence_C": conf_C,
-        "threshold": threshold, "cv_overall": round(best[0], 4),
+        "threshold": threshold, "cv_overall": round(overall, 4),
         "cv_answer_right": round(float((answered & (yq == 1))[answerable].mean()), 4),
         "cv_false_abstain": round(float((~answered)[answerable].mean()), 4),
         "cv_abstain_recall": round(float((~answered)[~answerable].mean()), 4) if (~answerable).any() else None,
@@ -361,6 +338,40 @@ def fit_ranker(rows, C: float | None = None, folds: int = 5) -> tuple[dict, dict
     model = {"version": 1, "fitted_on": f"{len(rows)} questions", "threshold": threshold,
              "ranker": ranker.to_dict(), "confidence": conf_model.to_dict()}
     return model, report
+
+
+def confidence_oof(Q: np.ndarray, yq: np.ndarray, fold: np.ndarray, features, folds: int) -> tuple[float, np.ndarray]:
+    """A calibration model's regularisation (the best out-of-fold log loss: calibration, not ranking)
+    and its out-of-fold probabilities that the answer is right."""
+    from rag.linear import LinearModel
+
+    def run(c: float) -> np.ndarray:
+        out = np.zeros(len(yq))
+        for f in range(folds):
+            test = fold == f
+            if test.any() and len(set(yq[~test])) == 2:
+                out[test] = LinearModel.fit(Q[~test], yq[~test], features, C=c).predict_proba(Q[test])[:, 1]
+        return out
+
+    def log_loss(p: np.ndarray) -> float:
+        p = np.clip(p, 1e-6, 1 - 1e-6)
+        return float(-np.mean(yq * np.log(p) + (1 - yq) * np.log(1 - p)))
+
+    runs = {c: run(c) for c in C_GRID}
+    c = min(C_GRID, key=lambda c: log_loss(runs[c]))
+    return c, runs[c]
+
+
+def best_threshold(conf: np.ndarray, yq: np.ndarray, answerable: np.ndarray) -> tuple[float, float]:
+    """(threshold, overall accuracy): the abstention threshold with the best overall accuracy (right
+    answers, and abstentions on unanswerable questions)."""
+    best = (-1.0, 0.5)
+    for t in np.linspace(0.02, 0.98, 49):
+        answered = conf >= t
+        correct = np.where(answerable, answered & (yq == 1), ~answered)
+        if correct.mean() > best[0]:
+            best = (float(correct.mean()), round(float(t), 3))
+    return best[1], best[0]
 
 
 TITLE_GRID = (0.0, 0.25, 0.5, 1.0, 2.0)  # title weights tried for chunk vectors derived from sentences

@@ -28,7 +28,7 @@ def _first(reads, n: int) -> list:
 def fit_answer_model(rows, reads: list[list], folds: int = 5, log=print) -> tuple[dict, dict]:
     """(model dict, report): for each number of windows the out-of-fold overall accuracy, and the models
     refitted on every question for the best (ties: fewer windows, faster)."""
-    from eval.fit import C_GRID
+    from eval.fit import C_GRID, best_threshold, confidence_oof
     from eval.reader_data import TRAIN_WINDOWS
     from rag.linear import LinearModel
     from rag.reader.choose import CONFIDENCE_FEATURES, WINDOW_FEATURES, confidence_row, window_features
@@ -75,8 +75,8 @@ def fit_answer_model(rows, reads: list[list], folds: int = 5, log=print) -> tupl
                 Q.append(np.zeros(len(CONFIDENCE_FEATURES)))
                 yq.append(0)
         Q, yq = np.array(Q), np.array(yq)
-        conf_C, oof_conf = _confidence_oof(Q, yq, fold, folds)
-        threshold, overall = _best_threshold(oof_conf, yq, answerable)
+        conf_C, oof_conf = confidence_oof(Q, yq, fold, CONFIDENCE_FEATURES, folds)
+        threshold, overall = best_threshold(oof_conf, yq, answerable)
         answered = oof_conf >= threshold
         stats = {"chooser_C": chooser_C, "chooser_top1": round(top1(probs), 4), "confidence_C": conf_C,
                  "threshold": threshold, "cv_overall": round(overall, 4),
@@ -96,38 +96,3 @@ def fit_answer_model(rows, reads: list[list], folds: int = 5, log=print) -> tupl
     report.update({k: v for k, v in stats.items() if k.startswith("cv_")})
     return {"version": 1, "windows": n, "threshold": stats["threshold"], "chooser": chooser.to_dict(),
             "confidence": confidence.to_dict()}, report
-
-
-def _confidence_oof(Q: np.ndarray, yq: np.ndarray, fold: np.ndarray, folds: int) -> tuple[float, np.ndarray]:
-    """The calibration model's regularisation (best out-of-fold log loss) and its out-of-fold output."""
-    from eval.fit import C_GRID
-    from rag.linear import LinearModel
-    from rag.reader.choose import CONFIDENCE_FEATURES
-
-    def run(c: float) -> np.ndarray:
-        out = np.zeros(len(yq))
-        for f in range(folds):
-            test = fold == f
-            if test.any() and len(set(yq[~test])) == 2:
-                out[test] = LinearModel.fit(Q[~test], yq[~test], CONFIDENCE_FEATURES, C=c).predict_proba(Q[test])[:, 1]
-        return out
-
-    def log_loss(p: np.ndarray) -> float:
-        p = np.clip(p, 1e-6, 1 - 1e-6)
-        return float(-np.mean(yq * np.log(p) + (1 - yq) * np.log(1 - p)))
-
-    runs = {c: run(c) for c in C_GRID}
-    c = min(C_GRID, key=lambda c: log_loss(runs[c]))
-    return c, runs[c]
-
-
-def _best_threshold(conf: np.ndarray, yq: np.ndarray, answerable: np.ndarray) -> tuple[float, float]:
-    """The abstention threshold with the best overall accuracy (right answers, and abstentions on
-    unanswerable questions)."""
-    best = (-1.0, 0.5)
-    for t in np.linspace(0.02, 0.98, 49):
-        answered = conf >= t
-        correct = np.where(answerable, answered & (yq == 1), ~answered)
-        if correct.mean() > best[0]:
-            best = (float(correct.mean()), round(float(t), 3))
-    return best[1], best[0]

