@@ -10,7 +10,7 @@ what one pass over a chunk needs to give its sentences' vectors too.
   token's character offsets in the *raw* text, so a span maps back to what the user stored.
 - ``base_weights()``: the dequantized weights, cached as safetensors in the user's cache folder
   (dequantizing takes a few seconds; reading the cache a fraction of one).
-- ``load_encoder()``: the model (``rag.e5model``), built once per process and shared.
+- ``build_encoder()``: the model (``rag.e5model``) with those weights.
 """
 
 from __future__ import annotations
@@ -279,18 +279,3 @@ def build_encoder():
     model = E5Encoder(f.VOC, f.H, f.NL, f.NH, f.FF, f.MAXP + 2, f.TVS, f.eps, f.pad)
     model.load_state_dict(state, strict=True, assign=True)
     return model.eval()
-
-
-_SHARED_LOCK = threading.Lock()
-
-
-def load_encoder():
-    """The shared encoder (inference only): one copy per process, whoever asks first builds it."""
-    global _shared
-    with _SHARED_LOCK:
-        if _shared is None:
-            _shared = build_encoder()
-        return _shared
-
-
-_shared = None

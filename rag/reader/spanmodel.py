@@ -163,15 +163,18 @@ class SpanReader:
     def load(cls, path: Path) -> "SpanReader":
         """A fitted reader file on the base encoder; a clear error when it is not one."""
         import torch
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
 
         from ..encoder import build_encoder
 
+        if not Path(path).is_file():  # a FIFO or a folder would be waited on or misread
+            raise RagError(f"{path}: not a regular file; a reader model is a .safetensors file "
+                           "written by python -m eval.fit reader")
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = json.loads((f.metadata() or {}).get("reader", "{}"))
                 state = {k: f.get_tensor(k).to(torch.float32) for k in f.keys()}
-        except (OSError, ValueError, json.JSONDecodeError) as e:
+        except (OSError, ValueError, SafetensorError) as e:
             raise RagError(f"{path}: not a reader model written by python -m eval.fit reader ({e})") from None
         model = build_span_model(build_encoder())
         missing, unexpected = model.load_state_dict(state, strict=False)
