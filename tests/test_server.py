@@ -317,3 +317,22 @@ def test_an_upload_while_another_run_writes_the_server_store_fails_in_one_line(c
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_a_chroma_password_is_never_printed_while_the_server_is_retried(tmp_path, caplog, monkeypatch):
+    import logging
+
+    import rag.store
+    from rag.errors import StoreError
+    from rag.store import forget_store
+
+    from .fakes import HashEmbedder
+
+    monkeypatch.setattr(rag.store, "RETRY_DELAYS", (0.01, 0.01))
+    settings = Settings(store_dir=tmp_path / "local", chroma_url=f"http://reader:s3cret-pw@127.0.0.1:{free_port()}")
+    caplog.set_level(logging.WARNING)
+    with pytest.raises(StoreError) as err:
+        get_store(settings, HashEmbedder()).articles()
+    forget_store(settings)
+    assert "does not answer" in caplog.text and "unreachable" in str(err.value)
+    assert "s3cret-pw" not in caplog.text + str(err.value) and "***@127.0.0.1" in caplog.text

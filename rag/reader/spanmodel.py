@@ -176,8 +176,10 @@ class SpanReader:
                 state = {k: f.get_tensor(k).to(torch.float32) for k in f.keys()}
         except (OSError, ValueError, SafetensorError) as e:
             raise RagError(f"{path}: not a reader model written by python -m eval.fit reader ({e})") from None
-        model = build_span_model(build_encoder())
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        # on the process's shared base weights: the trained tensors are assigned in place of the
+        # base ones (never copied into them, which the embedder reads), the word table stays shared
+        model = build_span_model(build_encoder(shared=True))
+        missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
         missing = [k for k in missing if not k.startswith("encoder.")]  # the base model supplies those
         if missing or unexpected:
             raise RagError(f"{path}: not a reader for this encoder (missing {missing[:3]}, unknown {unexpected[:3]})")
