@@ -82,7 +82,7 @@ class CachedEmbed:
     same sentences again."""
 
     def __init__(self, path: Path | None):
-        from rag.embed import get_embedder
+        from rag.embed import get_embedder, vector_space
         from rag.settings import Settings
 
         self.embedder = get_embedder(Settings.from_env())
@@ -91,7 +91,7 @@ class CachedEmbed:
         if path is not None and path.exists():
             data = np.load(path, allow_pickle=False)
             made_by = str(data["embedder"]) if "embedder" in data.files else None
-            if made_by != self.embedder.name:  # another model's vectors: start afresh, overwrite on save
+            if vector_space(made_by or "") != vector_space(self.embedder.name):  # another model's: start afresh, overwrite on save
                 print(f"{path}: made by {made_by or 'an unnamed embedder'}, not {self.embedder.name}; not used",
                       file=sys.stderr)
             else:

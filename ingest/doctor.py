@@ -28,6 +28,7 @@ class DoctorReport:
     sentences: int = 0
     problems: list[str] = field(default_factory=list)
     repairs: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # worth knowing, not wrong
 
     @property
     def ok(self) -> bool:
@@ -40,7 +41,8 @@ class DoctorReport:
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "empty": self.empty, "articles": self.articles, "chunks": self.chunks,
-                "sentences": self.sentences, "problems": self.problems, "repairs": self.repairs}
+                "sentences": self.sentences, "problems": self.problems, "repairs": self.repairs,
+                "notes": self.notes}
 
 
 def check_store(settings: Settings, repair: bool = False) -> DoctorReport:
@@ -52,6 +54,10 @@ def check_store(settings: Settings, repair: bool = False) -> DoctorReport:
     for rec in chunks:
         by_article[rec.article_id].append(rec)
     report.articles = len(by_article)
+    built_with = store.built_with()
+    if built_with and built_with != store.embedder_name:
+        report.notes.append(f"built with embedder {built_with!r}, read with {store.embedder_name!r}: one model's "
+                            "vectors (multilingual-e5-small; cosine 0.9999 measured), so the two mix in one store")
 
     broken: dict[str, str | None] = {}
     for article_id, recs in by_article.items():

