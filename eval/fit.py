@@ -3,6 +3,7 @@
     python -m eval.fit cleaner [--corpus eval/corpus] [--split dev]   # -> ingest/cleaner_model.json
     python -m eval.fit ranker [--corpus eval/corpus] [--split dev]    # -> rag/reader/ranker_model.json
     python -m eval.fit chunkvec [--corpus eval/corpus] [--split dev]  # -> ingest/chunk_model.json
+    python -m eval.fit meta [--corpus eval/corpus] [--split dev]      # -> ingest/meta_model.json (title, date)
     python -m eval.fit reader --squad FILE [--corpus eval/corpus]     # -> rag/reader/reader_model.safetensors
 
 Every weight and threshold the models use comes from here; run it again on your own labelled pages
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLEANER_OUT = ROOT / "ingest" / "cleaner_model.json"
 RANKER_OUT = ROOT / "rag" / "ranker_model.json"
 CHUNK_OUT = ROOT / "ingest" / "chunk_model.json"
+META_OUT = ROOT / "ingest" / "meta_model.json"
 
 
 # ---- cleaner ---------------------------------------------------------------------------------
@@ -229,6 +231,125 @@ def _publisher_order(pages, labels: dict, model: dict, embed) -> tuple[list[str]
     score = {s: hits[s] / (seen[s] + 1) for s in PUBLISHER_SOURCES}
     order = sorted(PUBLISHER_SOURCES, key=lambda s: -score[s])
     return order, {s: f"{hits[s]}/{seen[s]}" for s in order}
+
+
+# ---- title and date --------------------------------------------------------------------------
+def meta_data(corpus, split: str | None, embed=None) -> list[dict]:
+    """Every labelled page cleaned as ingest cleans it, with its title candidates (features, and whether
+    each is the labelled title) and what the date features need."""
+    from eval.cleaning import key
+    from ingest.clean import classify_page, cleaner_model, read_page
+    from ingest.meta import date_mentions, first_body_block, title_candidates, title_features
+
+    labels = corpus.load_labels()
+    model = cleaner_model()
+    rows = []
+    for f in corpus.page_files(split):
+        if f.stem not in labels:
+            continue
+        label = labels[f.stem]
+        page = read_page(f.read_bytes(), f.name)
+        if not page.blocks:
+            continue
+        probs, X, _, kept, _, _ = classify_page(page, model, embed)
+        first_body = first_body_block(probs, X, kept)
+        cands = title_candidates(page, probs, first_body)
+        want = key(label.get("title") or "")
+        mentions = date_mentions(page)
+        rows.append({
+            "page": f.stem, "doc": page, "probs": probs, "X": X, "kept": kept, "first_body": first_body,
+            "title_cands": cands, "title_F": title_features(page, cands, probs, X, kept, first_body),
+            "title_y": np.array([bool(want) and key(page.blocks[i].text) == want for i in cands], dtype=int),
+            "mentions": mentions, "date": label.get("date") or None,
+            "date_y": np.array([m.date == (label.get("date") or None) for m in mentions], dtype=int),
+        })
+    if not rows:
+        raise RagError(f"no labelled pages in {corpus.pages}" + (f" for split {split}" if split else ""))
+    return rows
+
+
+def _choice_oof(rows, F_key: str, y_key: str, features, C: float, folds: int) -> list[np.ndarray]:
+    """Each page's candidate scores from a model fitted on the other folds' pages."""
+    from rag.linear import LinearModel
+
+    out = [np.zeros(len(r[y_key])) for r in rows]
+    for f in range(folds):
+        train = [r for i, r in enumerate(rows) if i % folds != f and len(r[y_key])]
+        y = np.concatenate([r[y_key] for r in train]) if train else np.zeros(0)
+        if len(set(y.tolist())) < 2:
+            continue
+        m = LinearModel.fit(np.vstack([r[F_key] for r in train]), y, features, C=C, class_weight="balanced")
+        for i, r in enumerate(rows):
+            if i % folds == f and len(r[y_key]):
+                out[i] = m.predict_proba(r[F_key])[:, list(m.classes).index("1")]
+    return out
+
+
+def _choice_accuracy(rows, y_key: str, scores: list[np.ndarray], t: float) -> float:
+    """Share of pages chosen right: the best candidate when it clears ``t`` and is right, or no choice
+    where no candidate is right."""
+    right = 0
+    for r, s in zip(rows, scores):
+        y = r[y_key]
+        if len(s) and s.max() >= t:
+            right += int(y[int(np.argmax(s))] == 1)
+        else:
+            right += int(not y.any())
+    return right / max(1, len(rows))
+
+
+def _fit_choice(rows, F_key: str, y_key: str, features, C: float | None, folds: int):
+    """The C (from ``C_GRID``) and abstention threshold with the best out-of-fold page accuracy (the
+    middle of the best run of thresholds), the final model on every page, and the out-of-fold scores."""
+    from rag.linear import LinearModel
+
+    grid = np.round(np.linspace(0.02, 0.98, 49), 3)
+    best = None
+    for c in ((C,) if C else C_GRID):
+        scores = _choice_oof(rows, F_key, y_key, features, c, folds)
+        accs = np.array([_choice_accuracy(rows, y_key, scores, t) for t in grid])
+        top = np.flatnonzero(accs >= accs.max() - 1e-9)
+        run = top[: 1 + next((k for k in range(len(top) - 1) if top[k + 1] != top[k] + 1), len(top) - 1)]
+        t = float(grid[run[len(run) // 2]])
+        if best is None or accs.max() > best[1]:
+            best = (c, float(accs.max()), t, scores)
+    c, acc, t, scores = best
+    train = [r for r in rows if len(r[y_key])]
+    model = LinearModel.fit(np.vstack([r[F_key] for r in train]), np.concatenate([r[y_key] for r in train]),
+                            features, C=c, class_weight="balanced")
+    return model, c, t, acc, scores
+
+
+def fit_meta(rows, C: float | None = None) -> tuple[dict, dict]:
+    """The title chooser, then the date chooser on where the (out-of-fold) chosen title sits, each
+    with its abstention threshold; the report holds page-grouped cross-validated accuracies."""
+    from ingest.meta import DATE_FEATURES, TITLE_FEATURES, date_features
+
+    folds = min(5, len(rows))
+    title_m, title_C, title_t, title_acc, title_oof = _fit_choice(rows, "title_F", "title_y", TITLE_FEATURES, C, folds)
+    for r, s in zip(rows, title_oof):
+        best = int(np.argmax(s)) if len(s) and s.max() >= title_t else None
+        r["title_i"] = r["title_cands"][best] if best is not None else None
+        r["date_F"] = date_features(r["doc"], r["mentions"], r["probs"], r["X"], r["kept"], r["title_i"],
+                                    r["first_body"])
+    date_m, date_C, date_t, date_acc, date_oof = _fit_choice(rows, "date_F", "date_y", DATE_FEATURES, C, folds)
+    dated = [i for i, r in enumerate(rows) if r["date"]]
+    undated = [i for i, r in enumerate(rows) if not r["date"]]
+    picked = [bool(len(s)) and s.max() >= date_t for s in date_oof]
+    right = [picked[i] and rows[i]["date_y"][int(np.argmax(date_oof[i]))] == 1 for i in range(len(rows))]
+    report = {
+        "pages": len(rows), "title_C": title_C, "title_threshold": title_t, "cv_title_right": round(title_acc, 4),
+        "title_in_candidates": sum(int(r["title_y"].any()) for r in rows),
+        "date_C": date_C, "date_threshold": date_t, "cv_date_right": round(date_acc, 4),
+        "cv_dated_pages_right": f"{sum(right[i] for i in dated)}/{len(dated)}",
+        "cv_undated_pages_given_a_date": f"{sum(picked[i] for i in undated)}/{len(undated)}",
+        "cv_title_wrong": [r["page"] for r, s in zip(rows, title_oof)
+                           if not (len(s) and s.max() >= title_t and r["title_y"][int(np.argmax(s))])],
+        "cv_date_wrong": [rows[i]["page"] for i in range(len(rows)) if not (right[i] or (not picked[i] and not rows[i]["date"]))],
+    }
+    model = {"version": 1, "fitted_on": f"{len(rows)} pages", "title_threshold": title_t, "date_threshold": date_t,
+             "title": title_m.to_dict(), "date": date_m.to_dict()}
+    return model, report
 
 
 # ---- ranker ----------------------------------------------------------------------------------
@@ -452,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
     from eval.runner import Corpus
 
     p = argparse.ArgumentParser(prog="python -m eval.fit", description=__doc__.split("\n")[0])
-    p.add_argument("model", choices=("cleaner", "ranker", "chunkvec", "reader"))
+    p.add_argument("model", choices=("cleaner", "ranker", "chunkvec", "meta", "reader"))
     p.add_argument("--corpus", default=str(ROOT / "eval" / "corpus"), help="a labelled corpus folder")
     p.add_argument("--split", default="dev", help="fit on this split (dev); 'all' for every page")
     p.add_argument("--out", help="where to write the model (default: the shipped model's path); answer with a ranker "
@@ -495,6 +616,12 @@ def main(argv: list[str] | None = None) -> int:
         if a.model == "ranker":
             model, report = fit_ranker(ranker_data(corpus, split, a.store, a.k), a.C)
             out = Path(a.out) if a.out else RANKER_OUT
+        elif a.model == "meta":
+            embed = None if a.no_embed else CachedEmbed(a.vector_cache)
+            model, report = fit_meta(meta_data(corpus, split, embed), a.C)
+            if embed is not None:
+                embed.save()
+            out = Path(a.out) if a.out else META_OUT
         elif a.model == "chunkvec":
             embed = CachedEmbed(a.vector_cache)
             model, report = fit_chunkvec(corpus, split, embed, a.compare_embedded)

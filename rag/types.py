@@ -38,6 +38,7 @@ class Article:
     reporter: str | None = None
     date: str | None = None  # ISO "YYYY-MM-DD" when the byline states it
     source_path: str | None = None
+    title_derived: bool = False  # the page has no headline line: the title is made from the story's first clause
 
     @property
     def date_int(self) -> int | None:
@@ -70,6 +71,7 @@ class Chunk:
     title: str
     publisher: str | None = None
     date: str | None = None
+    title_derived: bool = False  # the title was made from the story's first clause (no headline on the page)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -91,6 +93,7 @@ class Hit:
             "article_id": self.chunk.article_id,
             "chunk_id": self.chunk.chunk_id,
             "title": self.chunk.title,
+            "title_derived": self.chunk.title_derived,
             "publisher": self.chunk.publisher,
             "date": self.chunk.date,
             "text": self.chunk.text,
@@ -117,6 +120,7 @@ class Citation:
     end: int
     passage: str  # the whole retrieved passage the quote sits in
     passage_start: int
+    title_derived: bool = False  # the article's title was made from its first clause (no headline)
 
     def to_dict(self) -> dict:
         return asdict(self)
