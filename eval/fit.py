@@ -151,6 +151,7 @@ def _threshold_and_cost(p_keep, good, bad, weight) -> tuple[float, float]:
 
 
 C_GRID = (0.1, 0.3, 1.0, 3.0)  # regularisation strengths tried; the one with the lowest out-of-fold cost wins
+CHOICE_C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)  # for the title and date choosers (few rows per page, few pages)
 
 
 def fit_cleaner(corpus, split: str | None = "dev", C: float | None = None, cv: bool = False,
@@ -256,13 +257,19 @@ def meta_data(corpus, split: str | None, embed=None) -> list[dict]:
         cands = title_candidates(page, probs, first_body)
         want = key(label.get("title") or "")
         mentions = date_mentions(page)
+        roles = align_roles(page.blocks, label["blocks"])
+        date_ok = np.array([m.date == (label.get("date") or None) for m in mentions], dtype=int)
+        # a date of the right day counts as the article's where the byline (or the page's metadata)
+        # states it; the same day in a widget or a caption is left out of the fit, as neither
         rows.append({
             "page": f.stem, "doc": page, "probs": probs, "X": X, "kept": kept, "first_body": first_body,
             "title_cands": cands, "title_F": title_features(page, cands, probs, X, kept, first_body),
             "title_y": np.array([bool(want) and key(page.blocks[i].text) == want for i in cands], dtype=int),
-            "mentions": mentions, "date": label.get("date") or None,
-            "date_y": np.array([m.date == (label.get("date") or None) for m in mentions], dtype=int),
+            "mentions": mentions, "date": label.get("date") or None, "date_ok": date_ok,
+            "date_y": np.array([(1 if m.block < 0 or roles[m.block] == "byline" else -1) if ok else 0
+                                for m, ok in zip(mentions, date_ok)], dtype=int),
         })
+        rows[-1]["title_ok"] = rows[-1]["title_y"]
     if not rows:
         raise RagError(f"no labelled pages in {corpus.pages}" + (f" for split {split}" if split else ""))
     return rows
@@ -275,14 +282,23 @@ def _choice_oof(rows, F_key: str, y_key: str, features, C: float, folds: int) ->
     out = [np.zeros(len(r[y_key])) for r in rows]
     for f in range(folds):
         train = [r for i, r in enumerate(rows) if i % folds != f and len(r[y_key])]
-        y = np.concatenate([r[y_key] for r in train]) if train else np.zeros(0)
+        if not train:
+            continue
+        X, y = _train_rows(train, F_key, y_key)
         if len(set(y.tolist())) < 2:
             continue
-        m = LinearModel.fit(np.vstack([r[F_key] for r in train]), y, features, C=C, class_weight="balanced")
+        m = LinearModel.fit(X, y, features, C=C, class_weight="balanced")
         for i, r in enumerate(rows):
             if i % folds == f and len(r[y_key]):
                 out[i] = m.predict_proba(r[F_key])[:, list(m.classes).index("1")]
     return out
+
+
+def _train_rows(rows, F_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates' features and labels, without those labelled -1 (left out of the fit)."""
+    X = np.vstack([r[F_key] for r in rows])
+    y = np.concatenate([r[y_key] for r in rows])
+    return X[y >= 0], y[y >= 0].astype(str)
 
 
 def _choice_accuracy(rows, y_key: str, scores: list[np.ndarray], t: float) -> float:
@@ -298,25 +314,26 @@ def _choice_accuracy(rows, y_key: str, scores: list[np.ndarray], t: float) -> fl
     return right / max(1, len(rows))
 
 
-def _fit_choice(rows, F_key: str, y_key: str, features, C: float | None, folds: int):
+def _fit_choice(rows, F_key: str, y_key: str, ok_key: str, features, C: float | None, folds: int):
     """The C (from ``C_GRID``) and abstention threshold with the best out-of-fold page accuracy (the
     middle of the best run of thresholds), the final model on every page, and the out-of-fold scores."""
     from rag.linear import LinearModel
 
     grid = np.round(np.linspace(0.02, 0.98, 49), 3)
     best = None
-    for c in ((C,) if C else C_GRID):
+    for c in ((C,) if C else CHOICE_C_GRID):
         scores = _choice_oof(rows, F_key, y_key, features, c, folds)
-        accs = np.array([_choice_accuracy(rows, y_key, scores, t) for t in grid])
+        accs = np.array([_choice_accuracy(rows, ok_key, scores, t) for t in grid])
         top = np.flatnonzero(accs >= accs.max() - 1e-9)
         run = top[: 1 + next((k for k in range(len(top) - 1) if top[k + 1] != top[k] + 1), len(top) - 1)]
         t = float(grid[run[len(run) // 2]])
-        if best is None or accs.max() > best[1]:
-            best = (c, float(accs.max()), t, scores)
-    c, acc, t, scores = best
-    train = [r for r in rows if len(r[y_key])]
-    model = LinearModel.fit(np.vstack([r[F_key] for r in train]), np.concatenate([r[y_key] for r in train]),
-                            features, C=c, class_weight="balanced")
+        # ties: the wider margin (the share of thresholds that do best: a choice that does not hang on one cut)
+        rank = (float(accs.max()), len(run))
+        if best is None or rank > best[0]:
+            best = (rank, c, t, scores)
+    (acc, _), c, t, scores = best
+    X, y = _train_rows([r for r in rows if len(r[y_key])], F_key, y_key)
+    model = LinearModel.fit(X, y, features, C=c, class_weight="balanced")
     return model, c, t, acc, scores
 
 
@@ -326,17 +343,17 @@ def fit_meta(rows, C: float | None = None) -> tuple[dict, dict]:
     from ingest.meta import DATE_FEATURES, TITLE_FEATURES, date_features
 
     folds = min(5, len(rows))
-    title_m, title_C, title_t, title_acc, title_oof = _fit_choice(rows, "title_F", "title_y", TITLE_FEATURES, C, folds)
+    title_m, title_C, title_t, title_acc, title_oof = _fit_choice(rows, "title_F", "title_y", "title_ok", TITLE_FEATURES, C, folds)
     for r, s in zip(rows, title_oof):
         best = int(np.argmax(s)) if len(s) and s.max() >= title_t else None
         r["title_i"] = r["title_cands"][best] if best is not None else None
         r["date_F"] = date_features(r["doc"], r["mentions"], r["probs"], r["X"], r["kept"], r["title_i"],
                                     r["first_body"])
-    date_m, date_C, date_t, date_acc, date_oof = _fit_choice(rows, "date_F", "date_y", DATE_FEATURES, C, folds)
+    date_m, date_C, date_t, date_acc, date_oof = _fit_choice(rows, "date_F", "date_y", "date_ok", DATE_FEATURES, C, folds)
     dated = [i for i, r in enumerate(rows) if r["date"]]
     undated = [i for i, r in enumerate(rows) if not r["date"]]
     picked = [bool(len(s)) and s.max() >= date_t for s in date_oof]
-    right = [picked[i] and rows[i]["date_y"][int(np.argmax(date_oof[i]))] == 1 for i in range(len(rows))]
+    right = [picked[i] and rows[i]["date_ok"][int(np.argmax(date_oof[i]))] == 1 for i in range(len(rows))]
     report = {
         "pages": len(rows), "title_C": title_C, "title_threshold": title_t, "cv_title_right": round(title_acc, 4),
         "title_in_candidates": sum(int(r["title_y"].any()) for r in rows),

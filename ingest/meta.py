@@ -59,7 +59,8 @@ DATE_FEATURES = (
     "p_article", "p_caption", "p_title", "p_byline", "p_furniture", "nb_byline", "block_len", "date_share",
     "published_cue", "edited_cue", "cue_right_before", "has_time", "has_ampm", "has_weekday",
     "form_ymd", "form_ymd2", "form_korean", "form_en", "journalist_near", "email_near",
-    "first_on_page", "order", "same_value", "dates_in_block", "from_meta", "meta_agrees",
+    "first_on_page", "order", "same_value", "dates_in_block", "dates_nearby", "header_below", "from_meta",
+    "meta_agrees",
 )
 
 
@@ -152,7 +153,7 @@ def date_features(page: Page, mentions: list[DateMention], probs: np.ndarray, X:
         i = m.block
         if i < 0:
             rows.append([0.0] * (len(DATE_FEATURES) - 2) + [1.0, 1.0])
-            rows[-1][DATE_FEATURES.index("same_value")] = math.log1p(values.count(m.date))
+            rows[-1][DATE_FEATURES.index("same_value")] = math.log1p(min(3, values.count(m.date)))
             continue
         text = page.blocks[i].text
         p = probs[i]
@@ -170,10 +171,28 @@ def date_features(page: Page, mentions: list[DateMention], probs: np.ndarray, X:
             float(m.form == "ymd"), float(m.form == "ymd2"), float("년" in text[m.start:m.end]),
             float(m.form.endswith("_en")), float(any(journalist[j] for j in near)),
             float(any(_EMAIL.search(page.blocks[j].text) for j in near)),
-            float(k == 0), min(k, 10) / 10, math.log1p(values.count(m.date)), math.log1p(per_block[i] - 1),
+            # how often the page repeats the day (a byline's 입력 and 수정; capped, as a list of other
+            # stories repeats its own day many times), and dates in the blocks around (such a list)
+            float(k == 0), min(k, 10) / 10, math.log1p(min(3, values.count(m.date))), math.log1p(per_block[i] - 1),
+            sum(per_block.get(j, 0) > 0 for j in (i - 2, i - 1, i + 1, i + 2)) / 4,
+            # a headline with its own byline between this date and the story: the date heads something
+            # else (a blog post around a pasted story, a saved copy's note)
+            float(_header_below(i, first_body, probs, journalist, per_block)),
             0.0, float(meta == m.date),
         ])
     return np.asarray(rows, dtype=np.float64).reshape(len(mentions), len(DATE_FEATURES))
+
+
+def _header_below(i: int, first_body: int, probs: np.ndarray, journalist: np.ndarray, per_block: dict) -> bool:
+    """A title-like block, then a journalist's byline that states no date, between block ``i`` and the
+    story's first sentence."""
+    titled = False
+    for j in range(i + 1, min(first_body, len(probs))):
+        if probs[j, 2] >= 0.5:
+            titled = True
+        elif titled and journalist[j] and not per_block.get(j):
+            return True
+    return False
 
 
 # ---- titles ----------------------------------------------------------------------------------
@@ -187,7 +206,7 @@ TITLE_FEATURES = (
     "ends_punct", "ends_quote", "quotes_inside", "heading", "meta_title", "repeated", "digits", "has_date",
     "journalist", "bracket_tag", "key_value", "pipes", "url", "rel_position", "article_distance",
     "first_title_like", "title_rank", "order", "after_title_like", "caption_end", "credit", "core_overlap",
-    "core_proper_overlap", "kept",
+    "core_proper_overlap", "overlap_gap", "kept",
 )
 
 
@@ -212,6 +231,8 @@ def title_features(page: Page, cands: list[int], probs: np.ndarray, X: np.ndarra
     col = {name: j for j, name in enumerate(PASS1 + NEIGHBOUR)}
     ranked = sorted(cands, key=lambda i: -probs[i, 2])
     first_like = next((i for i in cands if probs[i, 2] >= 0.5), None)
+    overlap = {i: X[i, col["core_overlap"]] + X[i, col["core_proper_overlap"]] for i in cands}
+    top_overlap = max(overlap.values(), default=0.0)
     rows = []
     for k, i in enumerate(cands):
         t = page.blocks[i].text
@@ -225,22 +246,26 @@ def title_features(page: Page, cands: list[int], probs: np.ndarray, X: np.ndarra
             min(k, 20) / 20, float(first_like is not None and i > first_like),
             float(bool(_CAPTION_END.search(t))), float(bool(_CREDIT.search(t))),
             x[col["core_overlap"]] if len(x) > col["core_overlap"] else 0.0,
-            x[col["core_proper_overlap"]] if len(x) > col["core_proper_overlap"] else 0.0, float(kept[i]),
+            x[col["core_proper_overlap"]] if len(x) > col["core_proper_overlap"] else 0.0,
+            # how far the line's share of the story's words falls short of the best line's: the story's
+            # own headline shares its words, a ticker's or another story's does not
+            overlap[i] - top_overlap, float(kept[i]),
         ])
     return np.asarray(rows, dtype=np.float64).reshape(len(cands), len(TITLE_FEATURES))
 
 
-_CLAUSE_END = re.compile(r"[,，;]\s|(?<=[가-힣])(?:며|면서|고|지만|는데|해|하여)\s")
+# where a sentence's first clause ends: a comma, or a connective ending closing a word ("…하며 ", "…했고 ")
+_CLAUSE_END = re.compile(r"[,，;](?=\s)|(?<=[가-힣])(?:며|면서|고|지만|는데|으나|하여)(?=\s)")
 
 
 def derived_title(lede: str, limit: int = MAX_TITLE_CHARS) -> str:
-    """A short title from the first clause of a story's first sentence, cut at a word boundary
-    (with "…" where it is cut), never inside a word."""
-    first = re.split(r"(?<=[.!?])\s|(?<=다\.)", lede.strip(), maxsplit=1)[0].strip()
+    """A short title from the first clause of a story's first sentence, cut between words (with "…"
+    where the sentence goes on), never inside a word."""
+    first = re.split(r"(?<=[.!?])\s|(?<=다\.)", lede.strip(), maxsplit=1)[0].strip().rstrip(".")
     m = _CLAUSE_END.search(first)
-    if m and m.start() >= 10:
-        first = first[:m.start()].rstrip()
-    first = first.rstrip(".")
+    if m and m.start() >= 10 and m.end() < len(first):
+        end = m.start() if first[m.start()] in ",，;" else m.end()  # a comma goes; an ending stays with its word
+        return cut_at_word(first[:end].rstrip(), limit) .rstrip("…") + "…"
     return cut_at_word(first, limit)
 
 
@@ -328,14 +353,15 @@ def _why(model: LinearModel, x: np.ndarray, n: int = 3) -> tuple[tuple[str, floa
 
 def _choose(model: LinearModel, F: np.ndarray, values: list[str], blocks: list[int],
             threshold: float) -> tuple[Candidate | None, Candidate | None]:
-    """The best-scoring candidate (None when under ``threshold``) and the best of another value."""
+    """The best-scoring candidate and the runner-up (the best of another value, else the next one)."""
     if not len(F):
         return None, None
     p = model.predict_proba(F)[:, list(model.classes).index("1")]
     order = np.argsort(-p, kind="stable")
     best = int(order[0])
     cand = [Candidate(values[j], blocks[j], float(p[j]), _why(model, F[j])) for j in range(len(values))]
-    runner = next((cand[int(j)] for j in order[1:] if values[int(j)] != values[best]), None)
+    runner = next((cand[int(j)] for j in order[1:] if values[int(j)] != values[best]),
+                  cand[int(order[1])] if len(order) > 1 else None)
     return cand[best], runner
 
 

@@ -104,7 +104,7 @@ class LinearModel:
         """(n, classes) probabilities; for a binary model the columns are (negative, positive)."""
         d = self.decision(X)
         if d.shape[1] == 1:
-            p = 1.0 / (1.0 + np.exp(-d[:, 0]))
+            p = 1.0 / (1.0 + np.exp(-np.clip(d[:, 0], -500, 500)))
             return np.stack([1 - p, p], axis=1)
         d = d - d.max(axis=1, keepdims=True)
         e = np.exp(d)

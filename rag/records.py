@@ -124,8 +124,8 @@ def build_where(filters: dict | None) -> dict | None:
     if pub:
         pubs = [pub] if isinstance(pub, str) else list(pub)
         clauses.append({"publisher": {"$in": pubs}} if len(pubs) > 1 else {"publisher": pubs[0]})
-    if filters.get("since"):
-        clauses.append({"date_int": {"$gte": date_int(filters["since"])}})
+    if filters.get("since") or filters.get("until"):  # an undated article (date_int 0) is in no date range
+        clauses.append({"date_int": {"$gte": date_int(filters["since"]) if filters.get("since") else 1}})
     if filters.get("until"):
         clauses.append({"date_int": {"$lte": date_int(filters["until"])}})
     if not clauses:

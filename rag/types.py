@@ -142,6 +142,7 @@ class Answer:
     notice: str | None = None  # e.g. why the LLM answer was replaced by the extractive one
     confidence: float = 0.0
     short_answer: str | None = None  # the span that answers, as it stands in the quoted sentence
+    undated_left_out: int | None = None  # stored articles with no date that a since/until filter left out
 
     def to_dict(self) -> dict:
         return {
@@ -154,6 +155,7 @@ class Answer:
             "confidence": round(self.confidence, 4),
             "short_answer": self.short_answer,
             "notice": self.notice,
+            "undated_left_out": self.undated_left_out,
             "citations": [c.to_dict() for c in self.citations],
             "retrieved": [h.to_dict() for h in self.retrieved],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},

@@ -88,6 +88,9 @@ def sources_html(answer: Answer | None) -> str:
              f"(the probability that the quoted answer is right; {answer.mode})</p>"]
     if answer.notice:
         parts.append(f"<p class='meta'>{esc(answer.notice)}</p>")
+    if answer.undated_left_out:
+        parts.append(f"<p class='meta'>The date filter left out {answer.undated_left_out} stored article(s) "
+                     "that state no date.</p>")
     if answer.abstained:
         parts.append(f"<div class='abstain'><b>Not found in the articles.</b> {esc(answer.text)}</div>")
         if answer.retrieved:
