@@ -153,6 +153,13 @@ def test_shipped_corpus_is_valid_built_and_has_the_promised_shape(tmp_path):
     assert len(counts["sections"]) >= 10 and counts["sections"].get("baseball") and counts["sections"].get("football")
     main_layouts = {k: v for k, v in counts["layouts"].items() if k not in ("html",)}
     assert len(main_layouts) >= 8 and min(main_layouts.values()) >= 3
+    # every layout (issue 30's furniture kinds among them) has pages to fit on and pages to test on
+    by_split = Counter((x, r["split"]) for r in labels.values() for x in r["layouts"])
+    assert all(by_split[x, "dev"] >= by_split[x, "test"] >= 1 for x in main_layouts), by_split
+    assert sum(r["date"] is None for r in labels.values()) >= 10  # pages that state no date
+    no_headline = [r for r in labels.values() if "no_headline" in r["layouts"]]
+    assert no_headline and all(not any(b["role"] == "title" for b in r["blocks"])
+                               and r["title"] == next(b["text"] for b in r["blocks"] if b["role"] == "deck") for r in no_headline)
     assert 0.6 <= counts["pages_by_split"]["dev"] / counts["pages"] <= 0.72
     assert counts["questions"] >= 250 and 0.35 <= counts["english"] / counts["questions"] <= 0.45
     unanswerable = sum(counts["unanswerable"].values()) / counts["questions"]
