@@ -72,7 +72,8 @@ def cleaner_data(corpus, split: str | None):
             continue
         page = read_page(f.read_bytes(), f.name)
         X, analyses = pass1_features(page)
-        roles = align_roles(page.blocks, labels[f.stem]["blocks"])
+        # a deck is a subheadline: the cleaner's title class (it keeps those between headline and story)
+        roles = [{"deck": "title"}.get(r, r) for r in align_roles(page.blocks, labels[f.stem]["blocks"])]
         pages.append((f.stem, page, X, analyses, roles, len(pages)))
     if not pages:
         raise RagError(f"no labelled pages in {corpus.pages}" + (f" for split {split}" if split else ""))

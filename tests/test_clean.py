@@ -217,6 +217,8 @@ def test_fitting_script_refits_from_a_labelled_corpus(tmp_path):
             elif line.endswith(("밝혔다.", "목표다.", "시작한다.", "말했다.", "안내한다.", "연다.")):
                 role = "A"
             lines.append(f"{role}|{line}")
+            if role == "T" and n == 0:  # a deck line: the fit reads it as the title class
+                lines.append("D|음악 연습실·메이커 공방 갖춰…다음 달 설계 공모")
         (src / f"p{n}.txt").write_text("#meta " + json.dumps({**meta, "split": "dev"}, ensure_ascii=False) + "\n"
                                        + "\n".join(lines), encoding="utf-8")
     (src / "gold_t.jsonl").write_text("", encoding="utf-8")
