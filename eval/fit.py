@@ -153,6 +153,9 @@ def _threshold_and_cost(p_keep, good, bad, weight) -> tuple[float, float]:
 
 C_GRID = (0.1, 0.3, 1.0, 3.0)  # regularisation strengths tried; the one with the lowest out-of-fold cost wins
 CHOICE_C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)  # for the title and date choosers (few rows per page, few pages)
+# their features' spreads are floored: a rare feature (a dated sentence in the story) must not weigh
+# like a common one on the page where it occurs
+CHOICE_MIN_SCALE = 0.1
 
 
 def fit_cleaner(corpus, split: str | None = "dev", C: float | None = None, cv: bool = False,
@@ -261,13 +264,14 @@ def meta_data(corpus, split: str | None, embed=None) -> list[dict]:
         roles = align_roles(page.blocks, label["blocks"])
         date_ok = np.array([m.date == (label.get("date") or None) for m in mentions], dtype=int)
         # a date of the right day counts as the article's where the byline (or the page's metadata)
-        # states it; the same day in a widget or a caption is left out of the fit, as neither
+        # states it; the same day in a widget or a caption, or after an edit word (수정: the same day
+        # as the publication, here), is left out of the fit, as neither
         rows.append({
             "page": f.stem, "doc": page, "probs": probs, "X": X, "kept": kept, "first_body": first_body,
             "title_cands": cands, "title_F": title_features(page, cands, probs, X, kept, first_body),
             "title_y": np.array([bool(want) and key(page.blocks[i].text) == want for i in cands], dtype=int),
             "mentions": mentions, "date": label.get("date") or None, "date_ok": date_ok,
-            "date_y": np.array([(1 if m.block < 0 or roles[m.block] == "byline" else -1) if ok else 0
+            "date_y": np.array([(1 if (m.block < 0 or roles[m.block] == "byline") and m.cue != "edited" else -1) if ok else 0
                                 for m, ok in zip(mentions, date_ok)], dtype=int),
         })
         rows[-1]["title_ok"] = rows[-1]["title_y"]
@@ -288,7 +292,7 @@ def _choice_oof(rows, F_key: str, y_key: str, features, C: float, folds: int) ->
         X, y = _train_rows(train, F_key, y_key)
         if len(set(y.tolist())) < 2:
             continue
-        m = LinearModel.fit(X, y, features, C=C, class_weight="balanced")
+        m = LinearModel.fit(X, y, features, C=C, class_weight="balanced", min_scale=CHOICE_MIN_SCALE)
         for i, r in enumerate(rows):
             if i % folds == f and len(r[y_key]):
                 out[i] = m.predict_proba(r[F_key])[:, list(m.classes).index("1")]
@@ -328,13 +332,13 @@ def _fit_choice(rows, F_key: str, y_key: str, ok_key: str, features, C: float | 
         top = np.flatnonzero(accs >= accs.max() - 1e-9)
         run = top[: 1 + next((k for k in range(len(top) - 1) if top[k + 1] != top[k] + 1), len(top) - 1)]
         t = float(grid[run[len(run) // 2]])
-        # ties: the wider margin (the share of thresholds that do best: a choice that does not hang on one cut)
+        # ties: the stronger regularisation (the grid runs from it), whose scores stretch least
         rank = (float(accs.max()), len(run))
-        if best is None or rank > best[0]:
+        if best is None or rank[0] > best[0][0]:
             best = (rank, c, t, scores)
     (acc, _), c, t, scores = best
     X, y = _train_rows([r for r in rows if len(r[y_key])], F_key, y_key)
-    model = LinearModel.fit(X, y, features, C=c, class_weight="balanced")
+    model = LinearModel.fit(X, y, features, C=c, class_weight="balanced", min_scale=CHOICE_MIN_SCALE)
     return model, c, t, acc, scores
 
 

@@ -142,9 +142,11 @@ def read_page(data: bytes | str, name: str = "input") -> Page:
     return html_page(text) if is_html(name, text) else text_page(text)
 
 
-def clean_text(text: str, article_id: str, *, embed=None, source_path: str | None = None) -> CleanResult:
-    """Clean a plain-text page dump (``embed``: a passage embedder, for the topical-similarity feature)."""
-    return clean_page(text_page(text), article_id, embed=embed, source_path=source_path)
+def clean_text(text: str, article_id: str, *, embed=None, source_path: str | None = None,
+               metadata: MetaModel | None = None) -> CleanResult:
+    """Clean a plain-text page dump (``embed``: a passage embedder, for the topical-similarity feature;
+    ``metadata``: another title and date model than the shipped one)."""
+    return clean_page(text_page(text), article_id, embed=embed, source_path=source_path, metadata=metadata)
 
 
 def clean_html(html: str, article_id: str, *, embed=None, source_path: str | None = None) -> CleanResult:

@@ -56,7 +56,7 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.]+")
 
 DATE_FEATURES = (
     "rel_position", "before_title", "title_distance", "article_distance", "before_article", "in_kept",
-    "p_article", "p_caption", "p_title", "p_byline", "p_furniture", "nb_byline", "block_len", "date_share",
+    "p_article", "p_byline", "p_furniture", "nb_byline", "block_len", "date_share",
     "published_cue", "edited_cue", "cue_right_before", "has_time", "has_ampm", "has_weekday",
     "form_ymd", "form_ymd2", "form_korean", "form_en", "journalist_near", "email_near",
     "first_on_page", "order", "same_value", "dates_in_block", "dates_nearby", "header_below", "from_meta",
@@ -164,7 +164,7 @@ def date_features(page: Page, mentions: list[DateMention], probs: np.ndarray, X:
         rows.append([
             i / n, float(title_i is not None and i < title_i), float(np.clip(t_dist, -10, 10)) / 10,
             float(np.clip(a_dist, -10, 10)) / 10, float(a_dist < 0), float(kept[i]),
-            p[0], p[1], p[2], p[3], p[4], max(nb) if nb else 0.0, math.log1p(len(text)),
+            p[0], p[3], p[4], max(nb) if nb else 0.0, math.log1p(len(text)),
             (m.end - m.start) / max(1, len(text)),
             float(m.cue == "published"), float(m.cue == "edited"), float(bool(m.cue) and m.cue_gap <= 4),
             float(m.time), float(m.ampm), float(m.weekday),
