@@ -206,8 +206,10 @@ TITLE_FEATURES = (
     "ends_punct", "ends_quote", "quotes_inside", "heading", "meta_title", "repeated", "digits", "has_date",
     "journalist", "bracket_tag", "key_value", "pipes", "url", "rel_position", "article_distance",
     "first_title_like", "title_rank", "order", "after_title_like", "caption_end", "credit", "core_overlap",
-    "core_proper_overlap", "overlap_gap", "kept",
+    "core_proper_overlap", "overlap_gap", "crumbs", "kept",
 )
+# a site's path to the page ("홈 > 경제 > 산업", "뉴스 › 정치"): menu, not a headline
+_CRUMB = re.compile(r"\s[>›»]\s|\s/\s")
 
 
 def title_candidates(page: Page, probs: np.ndarray, first_body: int) -> list[int]:
@@ -249,7 +251,7 @@ def title_features(page: Page, cands: list[int], probs: np.ndarray, X: np.ndarra
             x[col["core_proper_overlap"]] if len(x) > col["core_proper_overlap"] else 0.0,
             # how far the line's share of the story's words falls short of the best line's: the story's
             # own headline shares its words, a ticker's or another story's does not
-            overlap[i] - top_overlap, float(kept[i]),
+            overlap[i] - top_overlap, min(3, len(_CRUMB.findall(t))) / 3, float(kept[i]),
         ])
     return np.asarray(rows, dtype=np.float64).reshape(len(cands), len(TITLE_FEATURES))
 
