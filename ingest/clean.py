@@ -5,8 +5,11 @@ features that hold for any Korean news page (``ingest.features``: shape, grammar
 markup, neighbours, shared vocabulary with the rest of the article); a linear model fitted on the
 development corpus's labels (``ingest/cleaner_model.json``, refit with ``python -m eval.fit cleaner``)
 gives each block a probability of being article text, a caption, the title, a byline or furniture.
-Blocks whose article-or-caption probability clears the fitted threshold are the article. Title,
-publisher, reporter and date come from the blocks the model reads as title and byline (and from the
+Blocks whose article-or-caption probability clears the fitted threshold are the article. The title
+and the date are learned choices among every line that could be the headline and every date on the
+page (``ingest.meta``, ``ingest/meta_model.json``): a page without a headline is titled by its deck
+line or, failing that, by its story's first clause (marked as derived), and a page that states no
+date gets none. Publisher and reporter come from the blocks the model reads as byline (and from the
 HTML page's own metadata), never from a widget or another story. Nothing here knows particular
 sites or strings.
 """

@@ -197,30 +197,37 @@ def _header_below(i: int, first_body: int, probs: np.ndarray, journalist: np.nda
 
 # ---- titles ----------------------------------------------------------------------------------
 # a photo's credit or a caption's tell: "(사진=…)", "<사진=…>", "/ 사진 제공", "…제공", "촬영", "캡처"
-_CREDIT = re.compile(r"(?:사진|그래픽|자료|영상|이미지)\s*[=:/]|[<(\[]\s*사진|(?:제공|촬영|캡처|캡쳐)\s*[)>\]]?\s*$|/\s*사진")
+_CREDIT = re.compile(r"(?:사진|그래픽|자료|영상|이미지)\s*[=:/]|[<(\[]\s*사진|(?:제공|촬영|캡처|캡쳐)\s*[)>\]]?\s*$|/\s*사진"
+                     r"|[.!?]\s*[가-힣]{2,4}\s?기자\s*$")
 # a caption describes a picture: "…하고 있다.", "…을 들어 보이고 있다"
-_CAPTION_END = re.compile(r"(?:있|하였|했|였)다\.?\s*(?:[(<\[].{0,30}[)>\]])?\s*$")
+_CAPTION_END = re.compile(r"(?:있|하였|했|였)다\.\s*(?:[(<\[].{0,30}[)>\]])?\s*$")
 
 TITLE_FEATURES = (
     "p_article", "p_caption", "p_title", "p_byline", "p_furniture", "log_len", "too_long", "ends_final",
     "ends_punct", "ends_quote", "quotes_inside", "heading", "meta_title", "repeated", "digits", "has_date",
     "journalist", "bracket_tag", "key_value", "pipes", "url", "rel_position", "article_distance",
     "first_title_like", "title_rank", "order", "after_title_like", "caption_end", "credit", "core_overlap",
-    "core_proper_overlap", "overlap_gap", "crumbs", "kept",
+    "core_proper_overlap", "overlap_gap", "crumbs", "byline_next", "kept",
 )
 # a site's path to the page ("홈 > 경제 > 산업", "뉴스 › 정치"): menu, not a headline
 _CRUMB = re.compile(r"\s[>›»]\s|\s/\s")
 
 
+def caption_shaped(text: str) -> bool:
+    """A line shaped like a photo's caption or a story's sentence: it holds a sentence ended by a full
+    stop ("…하고 있다. ", "…밝혔다."), or carries a photo credit. A headline does neither."""
+    t = text.rstrip()
+    return bool(_CAPTION_END.search(t) or _CREDIT.search(t) or re.search(r"[가-힣]다\.(?:\s|$)", t))
+
+
 def title_candidates(page: Page, probs: np.ndarray, first_body: int) -> list[int]:
     """Blocks that could be the headline: those before the story's first sentence, of a headline's
-    length, that the cleaner does not read as a caption."""
+    length, not shaped like a caption (the cleaner's reading of them is a feature: a short headline
+    can look like a caption to it)."""
     out = []
     for i in range(min(first_body, len(page.blocks))):
         t = page.blocks[i].text
-        if not 4 <= len(t) <= 200 or not re.search(r"[가-힣A-Za-z]{2}", t):
-            continue
-        if int(np.argmax(probs[i])) == ROLES.index("caption"):
+        if not 4 <= len(t) <= 200 or not re.search(r"[가-힣A-Za-z]{2}", t) or caption_shaped(t):
             continue
         out.append(i)
     return out
@@ -251,7 +258,9 @@ def title_features(page: Page, cands: list[int], probs: np.ndarray, X: np.ndarra
             x[col["core_proper_overlap"]] if len(x) > col["core_proper_overlap"] else 0.0,
             # how far the line's share of the story's words falls short of the best line's: the story's
             # own headline shares its words, a ticker's or another story's does not
-            overlap[i] - top_overlap, min(3, len(_CRUMB.findall(t))) / 3, float(kept[i]),
+            overlap[i] - top_overlap, min(3, len(_CRUMB.findall(t))) / 3,
+            float(probs[i + 1:i + 3, 3].max()) if i + 1 < len(probs) else 0.0,  # a byline right under it
+            float(kept[i]),
         ])
     return np.asarray(rows, dtype=np.float64).reshape(len(cands), len(TITLE_FEATURES))
 
