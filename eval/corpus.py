@@ -196,8 +196,8 @@ def build_page(path: Path) -> tuple[str, dict]:
     if roles["title"] + roles["deck"] < 1 or roles["article"] < 3:
         raise RagError(f"{path.name}: needs a title or deck block and at least 3 article blocks (has {dict(roles)})")
     # the true title: the meta's, else the headline, else (a page with no headline) its first deck
-    title = meta.get("title") or next(b["text"] for b in blocks if b["role"] in ("title", "deck")
-                                      and (b["role"] == "title" or not roles["title"]))
+    heads = [b["text"] for b in blocks if b["role"] == "title"] or [b["text"] for b in blocks if b["role"] == "deck"]
+    title = meta.get("title") or heads[0]
     if meta["encoding"] == "cp949":
         try:
             page.encode("cp949")
