@@ -3,7 +3,9 @@
 A labelled block is compared with the cleaned article by its letters and digits only (NFKC,
 casefolded, no spaces or punctuation), so bullets, line breaks and HTML's merged lines do not matter:
 a furniture block is *kept* when it is a whole line of the cleaned text, or (10 characters or more)
-occurs inside it; an article sentence is *lost* when it no longer occurs in the cleaned text.
+occurs inside it, or still follows the block before it (a credit glued to its caption, "… 있다.
+누리통신 제공", is one block of the page); an article sentence is *lost* when it no longer occurs in
+the cleaned text.
 Furniture that repeats article text (a headline echoed in a list) cannot be told apart and is not
 counted.
 """
@@ -31,14 +33,15 @@ def score_page(record: dict, article_text: str, meta: dict) -> dict:
 
     whole = key(article_text)
     lines = {key(line) for line in article_text.split("\n") if key(line)}
-    article_keys = [key(b["text"]) for b in record["blocks"] if b["role"] in ("article", "caption", "title")]
-    kept, furniture = [], 0
+    article_keys = [key(b["text"]) for b in record["blocks"] if b["role"] in ("article", "caption", "title", "deck")]
+    kept, furniture, before = [], 0, ""
     for b in record["blocks"]:
-        k = key(b["text"])
+        k, prev = key(b["text"]), before
+        before = k or before
         if b["role"] != "furniture" or not k or any(k == a or (len(k) >= MIN_INSIDE and k in a) for a in article_keys):
             continue
         furniture += 1
-        if k in lines or (len(k) >= MIN_INSIDE and k in whole):
+        if k in lines or (len(k) >= MIN_INSIDE and k in whole) or (prev and prev + k in whole):
             kept.append(b["text"])
     lost, sentences = [], 0
     for b in record["blocks"]:

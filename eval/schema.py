@@ -18,7 +18,7 @@ from rag.errors import RagError, validation_problems
 SPLITS = ("dev", "test")
 # why a gold question has no answer in the pages (the corpus's kinds, and "impossible" for SQuAD 2.0's)
 UNANSWERABLE = ("not_stated", "furniture", "outside", "adversarial", "impossible")
-BLOCK_ROLES = ("title", "byline", "article", "caption", "furniture")
+BLOCK_ROLES = ("title", "deck", "byline", "article", "caption", "furniture")
 MAX_ERRORS = 20  # problems listed for one file; the rest are counted
 
 Text = Annotated[str, StringConstraints(min_length=1)]

@@ -93,6 +93,29 @@ def split_long(text: str, limit: int = MAX_BLOCK_CHARS) -> list[str]:
     return [p for p in pieces if p]
 
 
+# A photo's credit glued to the end of its caption ("… 있다. /사진=가람일보 DB", "… 있다. 가람시 제공",
+# "… 있다. 2026.2.11 [가람통신 사진부]"): the words that mark a credit (사진=, 제공, DB, 캡처, 자료사진,
+# 사진부, a reporter's title) after a sentence's end make it a block of its own, so that the caption is
+# kept and the credit, which is page furniture, can be dropped.
+_CREDIT_TAIL = re.compile(
+    r"(?<=[.!?。\"'”’])\s*("
+    r"(?:\d{4}\.\d{1,2}\.\d{1,2}\.?\s*)?[\[(<]\s*[^\[\]()<>]{1,40}?(?:제공|DB|캡처|캡쳐|자료사진|사진부|사진|기자|통신원)"
+    r"(?:\s*[.,]\s*[^\[\]()<>]{0,20})?\s*[\])>]"
+    r"|/?\s*(?:사진|영상|그래픽)\s*(?:제공)?\s*[=:]\s*[^=/]{1,30}"
+    r"|/\s*[^/=]{1,30}?(?:제공|DB|캡처|캡쳐|자료사진|기자)?"
+    # a bare name before 제공: words that end in no particle ("가람시 제공", not "시는 자료를 제공")
+    r"|(?:[가-힣A-Za-z0-9·&]{1,15}(?<![은는이가을를에의도로와과])\s){1,3}(?:제공|자료사진)"
+    r")\s*$")
+
+
+def split_credit(text: str) -> list[str]:
+    """A block, or the caption and the credit glued to its end as two blocks."""
+    m = _CREDIT_TAIL.search(text)
+    if not m or m.start(1) < 10 or len(m.group(1)) > 50:
+        return [text]
+    return [text[:m.start(1)].rstrip(), m.group(1).strip()]
+
+
 def normalize_line(line: str) -> str:
     line = unicodedata.normalize("NFC", _ZERO_WIDTH.sub("", line)).replace("\xa0", " ")
     line = _BULLET.sub("", line)
@@ -105,7 +128,7 @@ def text_page(text: str) -> Page:
     for raw in text.split("\n"):
         t = normalize_line(raw)
         bullet = bool(_BULLET.match(raw.strip()[:1] or " ") and raw.strip()[:1] not in "-")
-        for piece in split_long(t) if t else ():
+        for piece in (p for part in split_long(t) for p in split_credit(part)) if t else ():
             blocks.append(PageBlock(len(blocks), piece, bullet))
     return Page(blocks)
 
@@ -167,7 +190,7 @@ def html_page(html: str) -> Page:
         k = _key(text)
         ctx = _context(el, linked / max(1, sum(len(t.strip()) for t, _ in parts)), bool(k) and k in main)
         raw = "".join(t for t, _ in parts).strip()
-        for piece in split_long(text):
+        for piece in (p for part in split_long(text) for p in split_credit(part)):
             blocks.append(PageBlock(len(blocks), piece, bool(raw) and bool(_BULLET.match(raw[0])) and raw[0] != "-", ctx))
     return Page(blocks, _html_meta(doc), is_html=True)
 

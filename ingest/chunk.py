@@ -89,7 +89,8 @@ def chunk_article(article: Article, sentences: list[Sentence], max_chars: int = 
         seen[base] = n + 1
         chunks.append(Chunk(chunk_id=base if n == 0 else f"{base}-{n}", article_id=article.article_id,
                             index=index, text=text, start=start, end=end, sentences=tuple(group),
-                            title=article.title, publisher=article.publisher, date=article.date))
+                            title=article.title, publisher=article.publisher, date=article.date,
+                            title_derived=article.title_derived))
     return chunks
 
 

@@ -5,8 +5,11 @@ features that hold for any Korean news page (``ingest.features``: shape, grammar
 markup, neighbours, shared vocabulary with the rest of the article); a linear model fitted on the
 development corpus's labels (``ingest/cleaner_model.json``, refit with ``python -m eval.fit cleaner``)
 gives each block a probability of being article text, a caption, the title, a byline or furniture.
-Blocks whose article-or-caption probability clears the fitted threshold are the article. Title,
-publisher, reporter and date come from the blocks the model reads as title and byline (and from the
+Blocks whose article-or-caption probability clears the fitted threshold are the article. The title
+and the date are learned choices among every line that could be the headline and every date on the
+page (``ingest.meta``, ``ingest/meta_model.json``): a page without a headline is titled by its deck
+line or, failing that, by its story's first clause (marked as derived), and a page that states no
+date gets none. Publisher and reporter come from the blocks the model reads as byline (and from the
 HTML page's own metadata), never from a widget or another story. Nothing here knows particular
 sites or strings.
 """
@@ -23,22 +26,21 @@ import numpy as np
 from pydantic import Field
 
 from rag.errors import DocumentError
-from rag.lexicon import DATE_PATTERN, EDITED_WORDS, JOURNALIST_TITLES, PUBLISHED_WORDS, iso_date
+from rag.lexicon import JOURNALIST_TITLES
 from rag.linear import LinearModel, LinearSpec, ModelSpec, Probability, check_features, read_model
 from rag.types import Article, Block
 
 from .blocks import Page, PageBlock, html_page, normalize_line, text_page
 from .features import NEIGHBOUR, PASS1, block_vectors, neighbour_features, pass1_features
+from .meta import MetaChoice, MetaModel, choose_date, choose_title, cut_at_word, first_body_block
+from .meta import meta_model as meta_model_default
 from .read import decode, is_html
 
 MODEL_PATH = Path(__file__).with_name("cleaner_model.json")
 ROLES = ("article", "caption", "title", "byline", "furniture")
 KEPT_ROLES = ("article", "caption")
 
-_PUBLISHED = "|".join(re.escape(w) for w in PUBLISHED_WORDS)
-_EDITED = "|".join(re.escape(w) for w in EDITED_WORDS)
 _TITLES = "|".join(JOURNALIST_TITLES)
-_DATED = re.compile(rf"(?:({_PUBLISHED})|({_EDITED}))?\s*(?:일|일시|시간)?\s*[:：]?\s*" + DATE_PATTERN.pattern, re.I)
 _REPORTER = re.compile(rf"(?<![가-힣])([가-힣]{{2,4}})\s?(?:{_TITLES})(?![가-힣])")
 _COPYRIGHT_OWNER = re.compile(
     r"(?:copyright|저작권자|ⓒ|©|\(c\))\s*(?:by\s*)?[\s:ⓒ©(c)]*\s*([가-힣A-Za-z][가-힣A-Za-z0-9&·]*(?:\s[가-힣A-Za-z0-9&·]+){0,2}?)"
@@ -124,13 +126,17 @@ class CleanResult:
 
     article: Article
     blocks: tuple[Block, ...]
+    title: MetaChoice | None = None  # how the title was chosen (None: no cleaning)
+    date: MetaChoice | None = None  # how the date was chosen
 
     @property
     def dropped(self) -> list[Block]:
         return [b for b in self.blocks if not b.kept]
 
     def to_dict(self) -> dict:
-        return {"article": self.article.to_dict(), "blocks": [b.to_dict() for b in self.blocks]}
+        return {"article": self.article.to_dict(), "blocks": [b.to_dict() for b in self.blocks],
+                "title": self.title.to_dict() if self.title else None,
+                "date": self.date.to_dict() if self.date else None}
 
 
 def read_page(data: bytes | str, name: str = "input") -> Page:
@@ -139,9 +145,11 @@ def read_page(data: bytes | str, name: str = "input") -> Page:
     return html_page(text) if is_html(name, text) else text_page(text)
 
 
-def clean_text(text: str, article_id: str, *, embed=None, source_path: str | None = None) -> CleanResult:
-    """Clean a plain-text page dump (``embed``: a passage embedder, for the topical-similarity feature)."""
-    return clean_page(text_page(text), article_id, embed=embed, source_path=source_path)
+def clean_text(text: str, article_id: str, *, embed=None, source_path: str | None = None,
+               metadata: MetaModel | None = None) -> CleanResult:
+    """Clean a plain-text page dump (``embed``: a passage embedder, for the topical-similarity feature;
+    ``metadata``: another title and date model than the shipped one)."""
+    return clean_page(text_page(text), article_id, embed=embed, source_path=source_path, metadata=metadata)
 
 
 def clean_html(html: str, article_id: str, *, embed=None, source_path: str | None = None) -> CleanResult:
@@ -150,23 +158,18 @@ def clean_html(html: str, article_id: str, *, embed=None, source_path: str | Non
 
 
 def clean_page(page: Page, article_id: str, *, embed=None, source_path: str | None = None,
-               model: CleanerModel | None = None) -> CleanResult:
+               model: CleanerModel | None = None, metadata: MetaModel | None = None) -> CleanResult:
     """Classify every block, keep the article's, and read the metadata from title and byline blocks.
     ``embed`` (a passage embedder's ``embed_passages``) enables the embedding-similarity feature that
     tells an unrelated story embedded in the page from the article; ingest always passes it."""
     if not page.blocks:
         raise DocumentError(f"{article_id}: no text in the page")
     model = model or cleaner_model()
-    probs, X = model.classify(page, embed)
-    keep_p = model.keep.predict_proba(X)[:, model.keep.classes.index("keep")]
+    probs, X, keep_p, kept, fallback, second = classify_page(page, model, embed)
     role_idx = probs.argmax(axis=1)
-    kept = keep_p >= model.keep_threshold
-    fallback = not kept.any()
-    if fallback:  # not a news page (a memo, bare text): keep its blocks that hold Korean sentences
-        kept = (X[:, PASS1.index("final_sentences")] > 0) & (X[:, PASS1.index("log_len")] >= np.log1p(20))
-    second = _second_bylines(page, kept)
-    kept &= ~second
-    title_i = _title_index(probs, kept)
+    meta_model = metadata or meta_model_default()
+    first_body = first_body_block(probs, X, kept)
+    title_choice, title_i = choose_title(page, probs, X, kept, meta_model, first_body)
     seen: set[str] = {_line_key(page.blocks[title_i].text)} if title_i is not None else set()
     decks = _decks(title_i, kept, role_idx)
     decisions = []
@@ -194,16 +197,31 @@ def clean_page(page: Page, article_id: str, *, embed=None, source_path: str | No
         body[0] = body[0][m.end():].strip()  # "[매체=홍길동 기자] 본문…": the byline is metadata
     if not body:
         raise DocumentError(f"{article_id}: no article text left after cleaning (all {len(page.blocks)} blocks were page furniture)")
-    title = page.blocks[title_i].text if title_i is not None else (page.meta.title or body[0][:80])
+    if title_choice.value is None:  # no lede to derive from (the story's first block is not text)
+        title_choice = MetaChoice(cut_at_word(body[0].split("\n")[0]), None, title_choice.runner_up,
+                                  title_choice.threshold, derived=True)
+    date_choice = choose_date(page, probs, X, kept, meta_model, title_i, first_body)
     bylines = [b for i, b in enumerate(page.blocks) if probs[i, 3] >= 0.5 or (role_idx[i] == 3)]
-    date = _byline_date(bylines)
-    if date is None and page.is_html and page.meta.date and bylines:
-        date = page.meta.date  # the page's own metadata, when the page has a byline to state it
     publisher = choose_publisher(publisher_candidates(page, probs), model.publisher_order)
     reporter = _reporter(bylines, page) or _prefix_reporter(decisions)
-    article = Article(article_id=article_id, title=title, text="\n\n".join(body), publisher=publisher,
-                      reporter=reporter, date=date, source_path=source_path)
-    return CleanResult(article, tuple(decisions))
+    article = Article(article_id=article_id, title=title_choice.value, text="\n\n".join(body), publisher=publisher,
+                      reporter=reporter, date=date_choice.value, source_path=source_path,
+                      title_derived=title_choice.derived)
+    return CleanResult(article, tuple(decisions), title_choice, date_choice)
+
+
+def classify_page(page: Page, model: CleanerModel, embed=None):
+    """(role probabilities, pass-2 features, keep probabilities, kept, whether nothing read as news
+    so sentences were kept, blocks dropped as a second story's) for a page with blocks."""
+    probs, X = model.classify(page, embed)
+    keep_p = model.keep.predict_proba(X)[:, model.keep.classes.index("keep")]
+    kept = keep_p >= model.keep_threshold
+    fallback = not kept.any()
+    if fallback:  # not a news page (a memo, bare text): keep its blocks that hold Korean sentences
+        kept = (X[:, PASS1.index("final_sentences")] > 0) & (X[:, PASS1.index("log_len")] >= np.log1p(20))
+    second = _second_bylines(page, kept)
+    kept = kept & ~second
+    return probs, X, keep_p, kept, fallback, second
 
 
 def _line_key(text: str) -> str:
@@ -243,34 +261,6 @@ def _second_bylines(page: Page, kept: np.ndarray) -> np.ndarray:
             out[i] = seen
             seen = True
     return out
-
-
-def _title_index(probs: np.ndarray, kept: np.ndarray) -> int | None:
-    """The block read as the headline: the most title-like block before the article starts (a
-    headline precedes its story; what comes after it is other stories' headlines), if any is more
-    title than not."""
-    first = int(np.argmax(kept)) if kept.any() else len(kept)
-    t = probs[:first, 2]
-    if not len(t):
-        return None
-    i = int(np.argmax(t))
-    return i if t[i] >= 0.5 else None
-
-
-def _byline_date(bylines: list[PageBlock]) -> str | None:
-    """The publication date a byline states: one marked as published (입력, 등록, 송고...) first,
-    then any unmarked date; never an edit date (수정, 업데이트)."""
-    unmarked = None
-    for b in bylines:
-        for m in _DATED.finditer(b.text):
-            date = iso_date(m.group(3), m.group(4), m.group(5))
-            if date is None:
-                continue
-            if m.group(1):
-                return date
-            if not m.group(2) and unmarked is None:
-                unmarked = date
-    return unmarked
 
 
 def _reporter(bylines: list[PageBlock], page: Page) -> str | None:

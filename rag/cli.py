@@ -168,7 +168,11 @@ def _cmd_clean(args, settings: Settings) -> int:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return 0
     a = result.article
-    print(f"title:     {a.title}\npublisher: {a.publisher or '-'}\nreporter:  {a.reporter or '-'}\ndate:      {a.date or '-'}")
+    print(f"title:     {a.title}" + ("  (derived from the first sentence: no line of the page passed)" if a.title_derived else ""))
+    _print_choice(result.title)
+    print(f"publisher: {a.publisher or '-'}\nreporter:  {a.reporter or '-'}\ndate:      {a.date or '-'}"
+          + ("" if a.date or result.date is None else "  (the page states no article date)"))
+    _print_choice(result.date)
     kept = sum(b.kept for b in result.blocks)
     print(f"blocks:    {kept} kept, {len(result.blocks) - kept} dropped\n")
     print("block  p(article)  decision                 text  (the features that pushed hardest)")
@@ -179,6 +183,24 @@ def _cmd_clean(args, settings: Settings) -> int:
         why = ", ".join(f"{name} {v:+.1f}" for name, v in b.why)
         print(f"{mark} {b.index:4d}  {score}  {b.reason[:24]:24s} {text}" + (f"  ({why})" if why else ""))
     return 0
+
+
+def _print_choice(choice) -> None:
+    """The score of a title or date choice, its runner-up, and the features that decided each."""
+    if choice is None:
+        return
+
+    def line(c) -> str:
+        where = f"block {c.block}" if c.block >= 0 else "page metadata"
+        text = c.value if len(c.value) <= 60 else c.value[:57] + "..."
+        why = ", ".join(f"{name} {v:+.1f}" for name, v in c.why)
+        return f"{c.score:.3f} {where}: {text}  ({why})"
+
+    if choice.chosen is not None:
+        print(f"           chosen    {line(choice.chosen)}")
+    label = "runner-up" if choice.chosen is not None else "best     "
+    print(f"           {label} " + (line(choice.runner_up) if choice.runner_up else "none")
+          + f"  [threshold {choice.threshold:.2f}]")
 
 
 def _cmd_ui(args, settings: Settings) -> int:
@@ -303,6 +325,8 @@ def _cmd_ask(args, settings: Settings) -> int:
     print(f"\n(confidence {answer.confidence:.2f}{', not found' if answer.abstained else ''})")
     if answer.notice:
         print(f"\n({answer.notice})")
+    if answer.undated_left_out:
+        print(f"\n(the date filter left out {answer.undated_left_out} stored article(s) that state no date)")
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:

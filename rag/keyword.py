@@ -135,8 +135,8 @@ class KeywordIndex:
         if pub:
             pubs = {pub} if isinstance(pub, str) else set(pub)
             mask &= np.isin(self._pub_codes, [self._pub_index[p] for p in pubs if p in self._pub_index])
-        if filters.get("since"):
-            mask &= self.dates >= _date_int(filters["since"])
+        if filters.get("since") or filters.get("until"):  # an undated passage (0) is in no date range
+            mask &= self.dates >= (_date_int(filters["since"]) if filters.get("since") else 1)
         if filters.get("until"):
             mask &= self.dates <= _date_int(filters["until"])
         return mask.astype(np.float32) if mask is not None else None

@@ -104,7 +104,7 @@ class LinearModel:
         """(n, classes) probabilities; for a binary model the columns are (negative, positive)."""
         d = self.decision(X)
         if d.shape[1] == 1:
-            p = 1.0 / (1.0 + np.exp(-d[:, 0]))
+            p = 1.0 / (1.0 + np.exp(-np.clip(d[:, 0], -500, 500)))
             return np.stack([1 - p, p], axis=1)
         d = d - d.max(axis=1, keepdims=True)
         e = np.exp(d)
@@ -128,14 +128,18 @@ class LinearModel:
 
     @classmethod
     def fit(cls, X: np.ndarray, y: np.ndarray, features: tuple[str, ...], *, C: float = 1.0,
-            class_weight: str | None = None, sample_weight: np.ndarray | None = None) -> "LinearModel":
+            class_weight: str | None = None, sample_weight: np.ndarray | None = None,
+            min_scale: float = 0.0) -> "LinearModel":
         """Standardise, then scikit-learn's logistic regression (multinomial when there are more
-        than two classes). Only the fitting scripts call this."""
+        than two classes). Only the fitting scripts call this. ``min_scale`` floors each feature's
+        standard deviation: a feature (nearly) constant in training does not blow up on a page where
+        it is not."""
         from sklearn.linear_model import LogisticRegression
 
         mean = X.mean(axis=0)
         scale = X.std(axis=0)
         scale[scale < 1e-9] = 1.0
+        scale = np.maximum(scale, min_scale)
         lr = LogisticRegression(C=C, max_iter=5000, class_weight=class_weight)
         lr.fit((X - mean) / scale, y, sample_weight=sample_weight)
         return cls(tuple(features), tuple(str(c) for c in lr.classes_), mean, scale, lr.coef_, lr.intercept_)

@@ -7,7 +7,7 @@ import math
 import re
 import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import numpy as np
@@ -244,7 +244,15 @@ def ask(question: str, *, k: int | None = None, filters: dict | None = None,
         ans = _generative(p, settings)
     else:
         ans = _extractive(p, settings)
+    ans = _note_undated(ans, p, filters)
     ans.timings_ms["total"] = (time.perf_counter() - t_start) * 1000
+    return ans
+
+
+def _note_undated(ans: Answer, p: Prepared, filters: dict | None) -> Answer:
+    """With a date filter, the answer says how many stored articles it left out for stating no date."""
+    if filters and (filters.get("since") or filters.get("until")):
+        return replace(ans, undated_left_out=p.store.undated_articles(filters))
     return ans
 
 
@@ -327,7 +335,7 @@ def ask_stream(question: str, *, k: int | None = None, filters: dict | None = No
     pieces: list[str] = []
     confidence, answerable = _ranked_for_llm(p, settings) if p.hits else (0.0, False)
     if not answerable:
-        ans = _abstain(p, "llm", confidence=confidence)
+        ans = _note_undated(_abstain(p, "llm", confidence=confidence), p, filters)
         ans.timings_ms["total"] = (time.perf_counter() - t_start) * 1000
         yield ans.text
         yield ans
@@ -339,5 +347,6 @@ def ask_stream(question: str, *, k: int | None = None, filters: dict | None = No
         ans = _finish_generated(p, "".join(pieces).strip(), settings, confidence)
     except LLMError as e:
         ans = _extractive(p, settings, notice=f"{e}; showing the extractive answer instead")
+    ans = _note_undated(ans, p, filters)
     ans.timings_ms["total"] = (time.perf_counter() - t_start) * 1000
     yield ans

@@ -124,8 +124,8 @@ def build_where(filters: dict | None) -> dict | None:
     if pub:
         pubs = [pub] if isinstance(pub, str) else list(pub)
         clauses.append({"publisher": {"$in": pubs}} if len(pubs) > 1 else {"publisher": pubs[0]})
-    if filters.get("since"):
-        clauses.append({"date_int": {"$gte": date_int(filters["since"])}})
+    if filters.get("since") or filters.get("until"):  # an undated article (date_int 0) is in no date range
+        clauses.append({"date_int": {"$gte": date_int(filters["since"]) if filters.get("since") else 1}})
     if filters.get("until"):
         clauses.append({"date_int": {"$lte": date_int(filters["until"])}})
     if not clauses:
@@ -153,7 +153,7 @@ def chunk_metadata(c: Chunk, base: dict, n_chunks: int, n_sentences: int, morphs
     """A chunk's metadata; ``sentence_vecs`` are its sentences' vectors, in order ("svec"), which the
     answer step compares with the question (no per-sentence records, so no index over them)."""
     return {
-        **base, "index": c.index, "title": c.title, "publisher": c.publisher or "",
+        **base, "index": c.index, "title": c.title, "title_derived": c.title_derived, "publisher": c.publisher or "",
         "date": c.date or "", "date_int": int(c.date.replace("-", "")) if c.date else 0,
         "start": c.start, "end": c.end, "n_chunks": n_chunks, "n_sentences": n_sentences,
         "sentences": json.dumps([[s.start, s.end] for s in c.sentences]),
@@ -190,4 +190,4 @@ def chunk_from_record(chunk_id: str, document: str, meta: dict) -> Chunk:
     return Chunk(chunk_id=chunk_id, article_id=meta["article_id"], index=int(meta.get("index", 0)),
                  text=document, start=start, end=int(meta["end"]), sentences=sents,
                  title=meta.get("title", ""), publisher=meta.get("publisher") or None,
-                 date=meta.get("date") or None)
+                 date=meta.get("date") or None, title_derived=bool(meta.get("title_derived", False)))

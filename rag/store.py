@@ -377,6 +377,15 @@ class ArticleStore:
         return {aid: StoredArticle(aid, m.get("title"), m.get("publisher") or None, m.get("date") or None,
                                    m.get("source_path") or None, counts[aid]) for aid, m in seen.items()}
 
+    def undated_articles(self, filters: dict | None = None) -> int:
+        """How many stored articles state no date (of the filter's publishers, if it names any): what a
+        date filter leaves out without knowing whether they fall in its range."""
+        self._open()
+        where = build_where({"publisher": (filters or {}).get("publisher")})
+        undated = {"date_int": 0}
+        got = self._chunks.get(where={"$and": [where, undated]} if where else undated, include=["metadatas"])
+        return len({m["article_id"] for m in got["metadatas"] or []})
+
     def _scan(self, include):
         self._open()
         offset = 0

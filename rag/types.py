@@ -38,6 +38,7 @@ class Article:
     reporter: str | None = None
     date: str | None = None  # ISO "YYYY-MM-DD" when the byline states it
     source_path: str | None = None
+    title_derived: bool = False  # the page has no headline line: the title is made from the story's first clause
 
     @property
     def date_int(self) -> int | None:
@@ -70,6 +71,7 @@ class Chunk:
     title: str
     publisher: str | None = None
     date: str | None = None
+    title_derived: bool = False  # the title was made from the story's first clause (no headline on the page)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -91,6 +93,7 @@ class Hit:
             "article_id": self.chunk.article_id,
             "chunk_id": self.chunk.chunk_id,
             "title": self.chunk.title,
+            "title_derived": self.chunk.title_derived,
             "publisher": self.chunk.publisher,
             "date": self.chunk.date,
             "text": self.chunk.text,
@@ -117,6 +120,7 @@ class Citation:
     end: int
     passage: str  # the whole retrieved passage the quote sits in
     passage_start: int
+    title_derived: bool = False  # the article's title was made from its first clause (no headline)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -138,6 +142,7 @@ class Answer:
     notice: str | None = None  # e.g. why the LLM answer was replaced by the extractive one
     confidence: float = 0.0
     short_answer: str | None = None  # the span that answers, as it stands in the quoted sentence
+    undated_left_out: int | None = None  # stored articles with no date that a since/until filter left out
 
     def to_dict(self) -> dict:
         return {
@@ -150,6 +155,7 @@ class Answer:
             "confidence": round(self.confidence, 4),
             "short_answer": self.short_answer,
             "notice": self.notice,
+            "undated_left_out": self.undated_left_out,
             "citations": [c.to_dict() for c in self.citations],
             "retrieved": [h.to_dict() for h in self.retrieved],
             "timings_ms": {k: round(v, 2) for k, v in self.timings_ms.items()},

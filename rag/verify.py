@@ -71,7 +71,7 @@ def verify_generated(answer: str, hits: list[Hit], embedder) -> Verified:
                 citations.append(Citation(n=number_of[key], article_id=chunk.article_id, chunk_id=chunk.chunk_id,
                                           title=chunk.title, publisher=chunk.publisher, date=chunk.date,
                                           quote=sent.text, start=sent.start, end=sent.end, passage=chunk.text,
-                                          passage_start=chunk.start))
+                                          passage_start=chunk.start, title_derived=chunk.title_derived))
             marks.append(f"[{number_of[key]}]")
         kept_text.append(f"{claim} {''.join(marks)}")
     return Verified(" ".join(kept_text), tuple(citations), tuple(dropped))

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from eval.corpus import build, build_html_page, build_text_page, check_gold, load_labels
+from eval.corpus import build, build_html_page, build_page, build_text_page, check_gold, load_labels
 from rag.errors import RagError
 
 from .conftest import ROOT
@@ -41,6 +41,27 @@ def test_text_source_gives_page_lines_and_roles():
     assert page.splitlines()[0] == "가온일보 구독" and "" in page.splitlines()  # the empty line stays
     assert "|" not in page and meta["publisher"] == "가온일보"
     assert [b["role"] for b in blocks] == ["furniture", "title", "byline", "article", "article", "caption", "article", "furniture"]
+
+
+def test_glued_credit_and_deck_lines(tmp_path):
+    """A credit glued to its caption is one page line but a furniture block of its own; a page with no
+    headline, only deck lines, takes its first deck as the true title."""
+    src = TEXT_PAGE.replace("C|빵을 고르는 손님들. /가온일보", "C|빵을 고르는 손님들.{F|/가온일보}")
+    page, _, blocks = build_text_page(src, "t.txt")
+    assert "빵을 고르는 손님들./가온일보" in page.splitlines() and "{" not in page
+    at = [b["text"] for b in blocks].index("빵을 고르는 손님들.")
+    assert blocks[at]["role"] == "caption" and blocks[at + 1] == {"role": "furniture", "text": "/가온일보"}
+    headless = src.replace("T|소금빵 가게 열 곳 중 세 곳 문 닫아", "D|동네 빵집 30% 폐업…재료값 부담\nD|협회, 다음 달 지원책 요구")
+    (tmp_path / "d.txt").write_text(headless, encoding="utf-8")
+    _, record = build_page(tmp_path / "d.txt")
+    assert record["title"] == "동네 빵집 30% 폐업…재료값 부담" and [b["role"] for b in record["blocks"][1:3]] == ["deck", "deck"]
+    (tmp_path / "t.txt").write_text(src.replace("B|나은별", "D|빵집 폐업 늘어\nB|나은별"), encoding="utf-8")
+    assert build_page(tmp_path / "t.txt")[1]["title"] == "소금빵 가게 열 곳 중 세 곳 문 닫아"  # the headline, not the deck
+    with pytest.raises(RagError, match="inline span"):
+        build_text_page(src.replace("{F|/가온일보}", "{F|/가온{일보}"), "t.txt")
+    (tmp_path / "n.txt").write_text(src.replace("T|소금빵", "A|소금빵"), encoding="utf-8")
+    with pytest.raises(RagError, match="needs a title or deck block"):
+        build_page(tmp_path / "n.txt")
 
 
 def test_html_source_labels_innermost_and_drops_the_annotations():
@@ -132,6 +153,13 @@ def test_shipped_corpus_is_valid_built_and_has_the_promised_shape(tmp_path):
     assert len(counts["sections"]) >= 10 and counts["sections"].get("baseball") and counts["sections"].get("football")
     main_layouts = {k: v for k, v in counts["layouts"].items() if k not in ("html",)}
     assert len(main_layouts) >= 8 and min(main_layouts.values()) >= 3
+    # every layout (issue 30's furniture kinds among them) has pages to fit on and pages to test on
+    by_split = Counter((x, r["split"]) for r in labels.values() for x in r["layouts"])
+    assert all(by_split[x, "dev"] >= by_split[x, "test"] >= 1 for x in main_layouts), by_split
+    assert sum(r["date"] is None for r in labels.values()) >= 10  # pages that state no date
+    no_headline = [r for r in labels.values() if "no_headline" in r["layouts"]]
+    assert no_headline and all(not any(b["role"] == "title" for b in r["blocks"])
+                               and r["title"] == next(b["text"] for b in r["blocks"] if b["role"] == "deck") for r in no_headline)
     assert 0.6 <= counts["pages_by_split"]["dev"] / counts["pages"] <= 0.72
     assert counts["questions"] >= 250 and 0.35 <= counts["english"] / counts["questions"] <= 0.45
     unanswerable = sum(counts["unanswerable"].values()) / counts["questions"]
@@ -190,7 +218,7 @@ def test_labels_are_validated_whole_naming_each_bad_line(tmp_path):
     problems = str(err.value).split("\n  ")[1:]
     assert [p.split(":")[0] for p in problems] == ["line 2 (p2)", "line 3 (p3)", "line 4 (p4)", "line 5 (p1)", "line 6",
                                                    "line 7 (p5)"]
-    assert "blocks.0.role: Input should be 'title', 'byline', 'article', 'caption' or 'furniture'" in problems[0]
+    assert "blocks.0.role: Input should be 'title', 'deck', 'byline', 'article', 'caption' or 'furniture'" in problems[0]
     assert "date: String should match pattern" in problems[1] and "layouts: Input should be a valid list" in problems[2]
     assert "duplicate id (also on line 1)" in problems[3] and "id: Field required" in problems[4]
     assert "split: Input should be 'dev' or 'test'" in problems[5]

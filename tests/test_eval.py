@@ -216,6 +216,17 @@ def test_cleaning_score_counts_kept_furniture_and_lost_sentences():
     assert s["furniture_kept_rate"] == 0.5 and s["sentence_loss_rate"] == round(1 / 3, 4)
 
 
+def test_a_credit_glued_to_its_caption_is_kept_while_it_still_follows_it():
+    from eval.cleaning import score_page
+
+    record = {"id": "p", "title": "빵집", "blocks": [
+        {"role": "article", "text": "올해 빵집 360곳이 폐업했다."}, {"role": "caption", "text": "빵을 고르는 손님들."},
+        {"role": "furniture", "text": "/가온일보"}, {"role": "article", "text": "협회는 지원책을 요구했다."}]}
+    glued = "올해 빵집 360곳이 폐업했다.\n빵을 고르는 손님들. /가온일보\n협회는 지원책을 요구했다."
+    assert score_page(record, glued, {})["furniture_kept"] == ["/가온일보"]
+    assert score_page(record, glued.replace(" /가온일보", ""), {})["furniture_kept"] == []
+
+
 def test_html_report_escapes_and_charts():
     from eval.runner import html_report
 

@@ -73,7 +73,9 @@ def test_zero_width_characters_are_gone_from_stored_text(hostile_settings):
 
 def test_fake_markers_in_articles_are_just_text():
     result = clean_text(HOSTILE, "hostile")
-    assert "[7]" in result.article.text  # kept as text; only ask() numbers citations
+    # kept as text; only ask() numbers citations (the cleaner fitted on the corpus with portal notices
+    # drops the "…안내입니다. Ignore previous instructions … [7]." paragraph as page furniture)
+    assert "[9]" in result.article.text and "SK하이닉스" in result.article.text
 
 
 @given(st.text(max_size=300))
@@ -119,6 +121,12 @@ def test_any_text_in_any_encoding_is_read_back(text, encoding, crlf):
         data = text.encode(encoding)
     except UnicodeEncodeError:
         return  # not representable in cp949: nothing to test
+    if encoding == "cp949":
+        try:  # the same bytes may be other UTF-8 text ("欒" in CP949 is "ղ" in UTF-8): UTF-8 is read first
+            if data.decode("utf-8") != text:
+                return
+        except UnicodeDecodeError:
+            pass
     try:
         out = decode(data, "x")
     except DocumentError:

@@ -88,6 +88,9 @@ def sources_html(answer: Answer | None) -> str:
              f"(the probability that the quoted answer is right; {answer.mode})</p>"]
     if answer.notice:
         parts.append(f"<p class='meta'>{esc(answer.notice)}</p>")
+    if answer.undated_left_out:
+        parts.append(f"<p class='meta'>The date filter left out {answer.undated_left_out} stored article(s) "
+                     "that state no date.</p>")
     if answer.abstained:
         parts.append(f"<div class='abstain'><b>Not found in the articles.</b> {esc(answer.text)}</div>")
         if answer.retrieved:
@@ -95,7 +98,7 @@ def sources_html(answer: Answer | None) -> str:
         for h in answer.retrieved[:3]:
             c = h.chunk
             meta = " · ".join(esc(x) for x in (c.publisher, c.date, c.article_id) if x)
-            parts.append(f"<div class='source-card'><b>{esc(c.title)}</b><div class='meta'>{meta}</div>"
+            parts.append(f"<div class='source-card'><b>{esc(c.title)}</b>{_derived(c)}<div class='meta'>{meta}</div>"
                          f"<p>{esc(c.text)}</p></div>")
         return "\n".join(parts)
     for c in answer.citations:
@@ -106,9 +109,15 @@ def sources_html(answer: Answer | None) -> str:
         else:
             body = f"<mark>{esc(c.quote)}</mark>"
         meta = " · ".join(esc(x) for x in (c.publisher, c.date, c.article_id) if x)
-        parts.append(f"<div class='source-card' id='src-{c.n}'><b>[{c.n}] {esc(c.title)}</b>"
+        parts.append(f"<div class='source-card' id='src-{c.n}'><b>[{c.n}] {esc(c.title)}</b>{_derived(c)}"
                      f"<div class='meta'>{meta}</div><p>{body}</p></div>")
     return "\n".join(parts)
+
+
+def _derived(item) -> str:
+    """A note after a title the page did not state (made from the story's first clause)."""
+    return " <span class='meta'>(no headline on the page: title from its first sentence)</span>" \
+        if getattr(item, "title_derived", False) else ""
 
 
 def _message_text(content) -> str:

@@ -122,5 +122,6 @@ def extractive_text(chosen: list[Candidate], q: Question, span: Span | None = No
 def citations_for(chosen: list[Candidate]) -> list[Citation]:
     return [Citation(n=i, article_id=c.hit.chunk.article_id, chunk_id=c.hit.chunk.chunk_id, title=c.hit.chunk.title,
                      publisher=c.hit.chunk.publisher, date=c.hit.chunk.date, quote=c.text, start=c.start,
-                     end=c.end, passage=c.hit.chunk.text, passage_start=c.hit.chunk.start)
+                     end=c.end, passage=c.hit.chunk.text, passage_start=c.hit.chunk.start,
+                     title_derived=c.hit.chunk.title_derived)
             for i, c in enumerate(chosen, 1)]
