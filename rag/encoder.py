@@ -322,11 +322,12 @@ def _windows(n_content: int, width: int) -> list[tuple[int, int]]:
     return [(a, min(a + width, n_content)) for a in range(0, max(n_content, 1), width)]
 
 
-def token_states(texts: list[str], is_query: bool = False) -> list[tuple[Encoding, list[tuple[int, int, np.ndarray]]]]:
-    """One pass of the base encoder over each text with e5's prefix: per text its encoding (offsets
-    into the text itself; the prefix's tokens are left out) and, per window of at most 510 content
-    tokens, ``(a, b, states)``: the window covers content tokens ``[a, b)`` and ``states`` are the
-    hidden states of ``<s>``, those tokens and ``</s>`` (float32, ``(b - a + 2, H)``)."""
+def token_states(texts: list[str], is_query: bool = False) -> list[tuple[Encoding, int, list[tuple[int, int, np.ndarray]]]]:
+    """One pass of the base encoder over each text with e5's prefix. Per text: its encoding (the
+    prefix's tokens first; offsets shifted into the text itself), how many of its tokens are the
+    prefix's, and per window of at most 510 tokens ``(a, b, states)``: the window covers tokens
+    ``[a, b)`` and ``states`` are the hidden states of ``<s>``, those tokens and ``</s>`` (float32,
+    ``(b - a + 2, H)``)."""
     import torch
 
     tok = tokenizer()
