@@ -73,13 +73,13 @@ def test_streaming_yields_pieces_from_the_server(llm_settings):
 
 
 def test_made_up_citations_fall_back_to_extractive(llm_settings):
-    p = _prepare("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", None, llm_settings, 5, None)
+    p = _prepare("샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?", None, llm_settings, 5, None)
     bad = "The meeting lasted three days on the moon [9]. It was about bananas [1]."
     checked = verify_generated(bad, p.hits, p.embedder)
     assert not checked.citations and len(checked.dropped) == 2
     a = _finish_generated(p, bad, llm_settings)
     assert a.mode == "extractive" and "cited nothing" in a.notice
-    assert "40분" in a.text
+    assert "평택" in a.text
 
 
 def test_supported_sentence_survives_verification(llm_settings):
@@ -96,8 +96,8 @@ def test_supported_sentence_survives_verification(llm_settings):
 def test_server_down_falls_back_with_a_notice(seeded_settings):
     s = replace(seeded_settings, llm_base_url=f"http://127.0.0.1:{free_port()}/v1", llm_model="x",
                 answer_mode="llm", llm_timeout=5, abstain_threshold=0.0)
-    a = ask("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", settings=s)
-    assert a.mode == "extractive" and "failed" in a.notice and "40분" in a.text
+    a = ask("샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?", settings=s)
+    assert a.mode == "extractive" and "failed" in a.notice and "평택" in a.text
 
 
 def test_the_confidence_gate_keeps_unanswerable_questions_from_the_llm(llm_settings):

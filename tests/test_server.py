@@ -23,7 +23,7 @@ from .conftest import DATA, SEEDS, free_port, wait_http
 
 pytestmark = pytest.mark.slow
 ENV = dict(os.environ)
-SEED_Q = ("최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", "40분")
+SEED_Q = ("샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?", "평택")
 NEW_Q = ("LG에너지솔루션이 원통형 배터리 공장을 짓기 시작한 곳은 어디인가?", "애리조나")
 
 

@@ -300,7 +300,7 @@ def test_upload_then_ask(page, tmp_path):
 def test_feedback_is_appended_to_jsonl(page, server):
     from playwright.sync_api import expect
 
-    _ask(page, "최태원 회장과 올트먼의 회동은 얼마 동안 진행됐나?", "[1]", "feedback")
+    _ask(page, "샘 올트먼이 방문한 삼성전자 반도체 공장은 어디에 있나요?", "[1]", "feedback")
     feedback = server["store"] / "feedback.jsonl"  # each store keeps its own
     before = feedback.read_text(encoding="utf-8").splitlines() if feedback.exists() else []
     page.get_by_role("button", name="Like").last.click()
@@ -309,7 +309,7 @@ def test_feedback_is_appended_to_jsonl(page, server):
     assert len(lines) == len(before) + 1
     record = json.loads(lines[-1])
     assert record["liked"] is True and "[1]" in record["answer"]
-    assert record["question"].startswith("최태원") and record["citations"][0]["quote"]
+    assert record["question"].startswith("샘 올트먼이 방문한") and record["citations"][0]["quote"]
 
 
 @pytest.mark.slow
